@@ -1,0 +1,4 @@
+//! The kerno kernel: typed object store, watch fan-out, REST and gRPC APIs.
+pub mod error;
+pub mod registry;
+pub mod store;

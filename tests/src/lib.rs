@@ -1,0 +1,1 @@
+//! Test harness: starts real kerno processes, etcd and kubectl.
