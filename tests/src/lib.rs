@@ -1,1 +1,230 @@
-//! Test harness: starts real kerno processes, etcd and kubectl.
+//! The test harness: starts real kerno processes (and etcd), runs the real
+//! `kubectl` against them, and cleans up on drop.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+pub use kerno_kernel::testing::EtcdServer;
+
+/// The directory holding the workspace's built binaries (`target/debug`).
+pub fn bin_dir() -> PathBuf {
+    // Test binaries live in target/<profile>/deps; binaries one level up.
+    let exe = std::env::current_exe().unwrap_or_default();
+    let deps = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    deps.parent().map(Path::to_path_buf).unwrap_or(deps)
+}
+
+/// The `kerno` binary; fails with a clear message when it was not built.
+pub fn kerno_bin() -> Result<PathBuf> {
+    let bin = bin_dir().join("kerno");
+    if !bin.exists() {
+        bail!("{} is missing: build it first (cargo build --workspace --all-targets)", bin.display());
+    }
+    Ok(bin)
+}
+
+/// Which store a started kernel uses.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// The embedded store in the data dir.
+    Embedded,
+    /// etcd at this endpoint.
+    Etcd(String),
+}
+
+/// A kerno kernel process on a free loopback port with a private data dir.
+pub struct Kerno {
+    child: Option<Child>,
+    data_dir: tempfile::TempDir,
+    backend: Backend,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    cache_dir: tempfile::TempDir,
+}
+
+impl Kerno {
+    /// `kerno up` with the embedded store.
+    pub fn up() -> Result<Self> {
+        Self::start(Backend::Embedded)
+    }
+
+    /// A kernel over the given backend.
+    pub fn start(backend: Backend) -> Result<Self> {
+        let data_dir = tempfile::tempdir()?;
+        let cache_dir = tempfile::tempdir()?;
+        let mut kerno = Self { child: None, data_dir, backend, addr: String::new(), cache_dir };
+        kerno.spawn("127.0.0.1:0")?;
+        Ok(kerno)
+    }
+
+    fn spawn(&mut self, listen: &str) -> Result<()> {
+        let mut cmd = Command::new(kerno_bin()?);
+        match &self.backend {
+            Backend::Embedded => {
+                cmd.arg("up");
+            }
+            Backend::Etcd(endpoint) => {
+                cmd.args(["kernel", "--store", "etcd", "--etcd-endpoints", endpoint]);
+            }
+        }
+        cmd.arg("--data-dir").arg(self.data_dir.path()).args(["--listen", listen]);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::null());
+        cmd.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
+        let mut child = cmd.spawn().context("spawning kerno")?;
+        let stdout = child.stdout.take().context("kerno stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("https://").nth(1) {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+            }
+        });
+        self.child = Some(child);
+        self.addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .context("kerno did not report its address within 30s")?;
+        Ok(())
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// The admin kubeconfig.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.data_dir.path().join("kubeconfig.yaml")
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// `kill -9`, then start again on the same port and data dir.
+    pub fn kill9_and_restart(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        let addr = self.addr.clone();
+        self.spawn(&addr)
+    }
+
+    /// Runs `kubectl` with this cluster's kubeconfig.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_stdin(args, None)
+    }
+
+    /// Runs `kubectl` feeding `stdin`.
+    pub fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new("/usr/bin/kubectl");
+        cmd.arg("--kubeconfig").arg(self.kubeconfig());
+        cmd.arg("--cache-dir").arg(self.cache_dir.path());
+        cmd.args(args);
+        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => panic!("cannot run /usr/bin/kubectl: {e}"),
+        };
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            use std::io::Write;
+            let _ = pipe.write_all(text.as_bytes());
+        }
+        match child.wait_with_output() {
+            Ok(out) => out,
+            Err(e) => panic!("kubectl failed to run: {e}"),
+        }
+    }
+
+    /// Runs kubectl, asserts success and returns stdout.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {} failed: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs kubectl, asserts failure and returns stderr.
+    pub fn kubectl_err(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            !out.status.success(),
+            "kubectl {} should have failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// An HTTPS client with the admin certificate.
+    pub fn http(&self) -> Result<reqwest::Client> {
+        let pki = self.data_dir.path().join("pki");
+        let ca = std::fs::read(pki.join("ca.crt"))?;
+        let mut identity = std::fs::read(pki.join("admin.crt"))?;
+        identity.extend(std::fs::read(pki.join("admin.key"))?);
+        Ok(reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca)?)
+            .identity(reqwest::Identity::from_pem(&identity)?)
+            .build()?)
+    }
+
+    /// `https://ADDR`.
+    pub fn url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Kerno {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Retries `check` until it returns `Some` or `patience` runs out.
+pub fn eventually<T>(patience: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + patience;
+    loop {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A gRPC client of `kerno.kernel.v1` authenticated with the admin certificate.
+pub async fn grpc_client(
+    kerno: &Kerno,
+) -> Result<kerno_proto::kernel::v1::kernel_client::KernelClient<tonic::transport::Channel>> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let pki = kerno.data_dir().join("pki");
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(std::fs::read(pki.join("ca.crt"))?))
+        .identity(Identity::from_pem(
+            std::fs::read(pki.join("admin.crt"))?,
+            std::fs::read(pki.join("admin.key"))?,
+        ))
+        .domain_name("localhost");
+    let channel = Endpoint::from_shared(format!("https://{}", kerno.addr))?
+        .tls_config(tls)?
+        .connect()
+        .await?;
+    Ok(kerno_proto::kernel::v1::kernel_client::KernelClient::new(channel))
+}

@@ -1,1 +1,8 @@
 //! The one integration-test binary; each area is a module so it links once.
+
+mod e2e {
+    pub mod durability;
+    pub mod grpc;
+    pub mod kubectl;
+    pub mod malformed;
+}

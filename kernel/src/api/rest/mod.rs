@@ -1,0 +1,185 @@
+//! The Kubernetes-compatible REST API: what a stock `kubectl` speaks.
+//!
+//! Discovery, OpenAPI and version documents have their own routes; every
+//! resource path goes to one handler that parses the path itself (Kubernetes'
+//! paths are ambiguous for a router: `/api/v1/namespaces/x` is an object,
+//! `/api/v1/namespaces/x/pods` a collection) and calls the service layer.
+
+mod format;
+mod path;
+mod resource;
+mod watch;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::api::{discovery, openapi};
+use crate::error::ApiError;
+use crate::service::Service;
+
+/// State shared by the REST handlers.
+pub struct RestState {
+    /// The service layer.
+    pub service: Arc<Service>,
+    /// Cached OpenAPI documents.
+    pub openapi: openapi::OpenApiCache,
+}
+
+/// Largest request body accepted (as Kubernetes: 3 MiB).
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// The REST router.
+pub fn router(state: Arc<RestState>) -> Router {
+    Router::new()
+        .route("/version", get(version))
+        .route("/healthz", get(ok))
+        .route("/livez", get(ok))
+        .route("/readyz", get(ok))
+        .route("/api", get(api_versions))
+        .route("/apis", get(api_groups))
+        .route("/openapi/v2", get(openapi_v2))
+        .route("/openapi/v3", get(openapi_v3_index))
+        .route("/openapi/v3/{*path}", get(openapi_v3_doc))
+        .fallback(fallback)
+        .with_state(state)
+}
+
+/// The `/version` document: Kubernetes 1.33, so kubectl 1.32 sees no skew.
+pub fn version_info() -> Value {
+    json!({
+        "major": "1",
+        "minor": "33",
+        "gitVersion": concat!("v1.33.0+kerno-", env!("CARGO_PKG_VERSION")),
+        "gitCommit": "kerno",
+        "gitTreeState": "clean",
+        "buildDate": "1970-01-01T00:00:00Z",
+        "goVersion": "rust",
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, go_arch()),
+    })
+}
+
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+async fn version() -> Response {
+    json_response(StatusCode::OK, &version_info())
+}
+
+async fn ok() -> &'static str {
+    "ok"
+}
+
+fn accept(headers: &HeaderMap) -> &str {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default()
+}
+
+async fn api_versions(State(state): State<Arc<RestState>>, headers: HeaderMap) -> Response {
+    match discovery::negotiate(accept(&headers)) {
+        Some((content_type, Some(version))) => typed_json(
+            &content_type,
+            &discovery::aggregated(state.service.registry(), true, version),
+        ),
+        _ => json_response(StatusCode::OK, &discovery::api_versions()),
+    }
+}
+
+async fn api_groups(State(state): State<Arc<RestState>>, headers: HeaderMap) -> Response {
+    match discovery::negotiate(accept(&headers)) {
+        Some((content_type, Some(version))) => typed_json(
+            &content_type,
+            &discovery::aggregated(state.service.registry(), false, version),
+        ),
+        _ => json_response(StatusCode::OK, &discovery::group_list(state.service.registry())),
+    }
+}
+
+async fn openapi_v2(State(state): State<Arc<RestState>>, headers: HeaderMap) -> Response {
+    if accept(&headers).contains("protobuf") && !accept(&headers).contains("json") {
+        return error_response(ApiError::NotAcceptable(
+            "only application/json is served for /openapi/v2".into(),
+        ));
+    }
+    json_response(StatusCode::OK, &state.openapi.v2(state.service.registry()))
+}
+
+async fn openapi_v3_index(State(state): State<Arc<RestState>>) -> Response {
+    json_response(StatusCode::OK, &state.openapi.v3_index(state.service.registry()))
+}
+
+async fn openapi_v3_doc(
+    State(state): State<Arc<RestState>>,
+    axum::extract::Path(path): axum::extract::Path<String>,
+) -> Response {
+    match state.openapi.v3_document(state.service.registry(), &path) {
+        Some(doc) => json_response(StatusCode::OK, &doc),
+        None => error_response(ApiError::NotFoundMessage(format!(
+            "the server could not find the requested resource: /openapi/v3/{path}"
+        ))),
+    }
+}
+
+async fn fallback(State(state): State<Arc<RestState>>, request: Request) -> Response {
+    let path = request.uri().path().to_owned();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let registry = state.service.registry();
+    // Discovery of one group or group-version.
+    let discovery_doc = match segments.as_slice() {
+        ["api", "v1"] => Some(discovery::core_resource_list(registry)),
+        ["apis", group] => discovery::group(registry, group),
+        ["apis", group, version] => discovery::group_resource_list(registry, group, version),
+        _ => None,
+    };
+    if let Some(doc) = discovery_doc {
+        return json_response(StatusCode::OK, &doc);
+    }
+    match path::parse(&path) {
+        Some(parsed) => resource::handle(state, parsed, request).await,
+        None => error_response(ApiError::NotFoundMessage(format!(
+            "the server could not find the requested resource (path {path})"
+        ))),
+    }
+}
+
+/// A JSON response.
+pub fn json_response(code: StatusCode, body: &Value) -> Response {
+    typed_json("application/json", body).into_response().with_status(code)
+}
+
+fn typed_json(content_type: &str, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut response = Response::new(axum::body::Body::from(bytes));
+    if let Ok(value) = HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+/// A Kubernetes `Status` response for an error.
+pub fn error_response(err: ApiError) -> Response {
+    let (code, status) = err.to_status();
+    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(code, &status)
+}
+
+trait WithStatus {
+    fn with_status(self, code: StatusCode) -> Self;
+}
+
+impl WithStatus for Response {
+    fn with_status(mut self, code: StatusCode) -> Self {
+        *self.status_mut() = code;
+        self
+    }
+}

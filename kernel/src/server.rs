@@ -1,0 +1,183 @@
+//! Starting the kernel: store, registry, service, the TLS listener that
+//! serves REST and gRPC on one port, and the admin kubeconfig.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::api::grpc::KernelApi;
+use crate::api::rest::{self, RestState};
+use crate::auth::tls::Pki;
+use crate::registry::Registry;
+use crate::service::{Service, Target, WriteOptions};
+use crate::store::Store;
+use crate::store::embedded::EmbeddedStore;
+use crate::store::etcd::EtcdStore;
+
+/// Which store backend to use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// The embedded store in `DATA_DIR/store`.
+    Embedded,
+    /// etcd at these endpoints.
+    Etcd(Vec<String>),
+}
+
+/// What a kernel needs to start.
+#[derive(Clone, Debug)]
+pub struct KernelOptions {
+    /// Where the store (embedded), certificates and kubeconfig live.
+    pub data_dir: PathBuf,
+    /// The address to listen on; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// The store backend.
+    pub store: StoreChoice,
+    /// Extra names or IPs for the serving certificate.
+    pub extra_sans: Vec<String>,
+}
+
+/// Why the kernel could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be opened.
+    #[error("opening the store: {0}")]
+    Store(#[from] crate::store::Error),
+    /// The data directory or a file in it could not be used.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Certificates or kubeconfig failed.
+    #[error("setting up TLS: {0}")]
+    Tls(String),
+    /// The service layer failed to initialise.
+    #[error("initialising the API: {0}")]
+    Api(#[from] crate::error::ApiError),
+}
+
+/// A running kernel.
+pub struct RunningKernel {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// The admin kubeconfig.
+    pub kubeconfig: PathBuf,
+    /// The service layer (for in-process callers such as benchmarks).
+    pub service: Arc<Service>,
+    /// Certificates.
+    pub pki: Arc<Pki>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl RunningKernel {
+    /// Stops accepting connections.
+    pub fn stop(&self) {
+        self.server.abort();
+    }
+}
+
+/// Opens the store, prepares the API and starts serving.
+pub async fn start(opts: KernelOptions) -> Result<RunningKernel, StartError> {
+    std::fs::create_dir_all(&opts.data_dir).map_err(|source| StartError::Io {
+        context: format!("creating the data directory {}", opts.data_dir.display()),
+        source,
+    })?;
+    let store: Arc<dyn Store> = match &opts.store {
+        StoreChoice::Embedded => Arc::new(EmbeddedStore::open(&opts.data_dir.join("store")).await?),
+        StoreChoice::Etcd(endpoints) => Arc::new(EtcdStore::connect(endpoints).await?),
+    };
+    let registry = Arc::new(Registry::new());
+    crate::registry::builtin::register_builtins(&registry);
+    let service = Service::new(store, registry).await?;
+    ensure_namespaces(&service).await?;
+
+    let listener = TcpListener::bind(opts.listen).await.map_err(|source| StartError::Io {
+        context: format!("listening on {}", opts.listen),
+        source,
+    })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Io {
+        context: "reading the listen address".into(),
+        source,
+    })?;
+    let mut sans = opts.extra_sans.clone();
+    sans.push(addr.ip().to_string());
+    let pki = Arc::new(
+        Pki::load_or_create(&opts.data_dir, &sans).map_err(|e| StartError::Tls(e.to_string()))?,
+    );
+    let kubeconfig = opts.data_dir.join("kubeconfig.yaml");
+    crate::kubeconfig::write_admin_kubeconfig(&kubeconfig, addr, &pki)
+        .map_err(|e| StartError::Tls(e.to_string()))?;
+    let tls = pki.server_config().map_err(|e| StartError::Tls(e.to_string()))?;
+
+    let rest_state = Arc::new(RestState {
+        service: service.clone(),
+        openapi: crate::api::openapi::OpenApiCache::default(),
+    });
+    let grpc = tonic::service::Routes::new(KernelApi::new(service.clone()).into_server())
+        .prepare()
+        .into_axum_router();
+    let app = rest::router(rest_state).merge(grpc);
+    let server = tokio::spawn(serve(listener, TlsAcceptor::from(tls), app));
+    tracing::info!(%addr, "kernel serving");
+    Ok(RunningKernel { addr, kubeconfig, service, pki, server })
+}
+
+async fn serve(listener: TcpListener, acceptor: TlsAcceptor, app: axum::Router) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let tls = match acceptor.accept(stream).await {
+                Ok(tls) => tls,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+            };
+            let service = TowerToHyperService::new(app);
+            if let Err(e) = auto::Builder::new(TokioExecutor::new())
+                .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+/// The namespaces that exist from the start.
+pub const INITIAL_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+async fn ensure_namespaces(service: &Arc<Service>) -> Result<(), StartError> {
+    let rt = service.registry().get("", "v1", "namespaces").ok_or_else(|| {
+        StartError::Api(crate::error::ApiError::Internal("namespaces are not registered".into()))
+    })?;
+    for name in INITIAL_NAMESPACES {
+        let target = Target { rt: rt.clone(), namespace: None, name: None };
+        let obj = serde_json::json!({ "metadata": { "name": name } });
+        let opts = WriteOptions { field_manager: "kerno".into(), ..Default::default() };
+        match service.create(&target, obj, &opts).await {
+            Ok(_) | Err(crate::error::ApiError::AlreadyExists(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}

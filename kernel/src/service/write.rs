@@ -1,0 +1,730 @@
+//! The write verbs: create, update (main and status), patch (four kinds,
+//! including server-side apply), the scale subresource, and delete.
+
+use serde_json::{Value, json};
+
+use super::meta::{self, meta_mut};
+use super::{
+    CONFLICT_MESSAGE, DeleteOptions, FieldValidation, Service, Target, WriteOptions, WriteResult,
+    decode, encode, store_error,
+};
+use crate::error::{ApiError, Result};
+use crate::patch;
+use crate::registry::ResourceType;
+use crate::store;
+
+/// How a patch body is interpreted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatchType {
+    /// RFC 6902 JSON patch.
+    Json,
+    /// RFC 7386 JSON merge patch.
+    Merge,
+    /// Kubernetes strategic merge patch.
+    Strategic,
+    /// Server-side apply.
+    Apply,
+}
+
+/// Which part of an object a write may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// Everything but status (when the type has a status subresource).
+    Main,
+    /// Only status.
+    Status,
+}
+
+/// Attempts of an unconditional read-modify-write before giving up.
+const MAX_RETRIES: usize = 16;
+
+impl Service {
+    /// Creates an object.
+    pub async fn create(&self, t: &Target, mut obj: Value, opts: &WriteOptions) -> Result<WriteResult> {
+        let rt = t.rt.clone();
+        meta::check_type(&rt, &obj)?;
+        let warnings = self.check_fields(&rt, &obj, opts.field_validation)?;
+        self.place_in_namespace(t, &mut obj)?;
+        if let Some(ns) = t.namespace.as_deref() {
+            self.check_namespace_accepts(ns).await?;
+        }
+        let generate = meta::name(&obj).is_empty()
+            && meta::meta_str(&obj, "generateName").is_some_and(|g| !g.is_empty());
+        if generate {
+            let prefix = meta::meta_str(&obj, "generateName").unwrap_or_default().to_owned();
+            meta_mut(&mut obj)?.insert("name".into(), Value::String(generated_name(&prefix)));
+        }
+        if let Some(path_name) = t.name.as_deref() {
+            if meta::name(&obj) != path_name {
+                return Err(ApiError::BadRequest(format!(
+                    "the name of the object ({}) does not match the name on the URL ({path_name})",
+                    meta::name(&obj)
+                )));
+            }
+        }
+        prepare_for_create(&rt, &mut obj)?;
+        if rt.group == "apiextensions.k8s.io" && rt.kind == "CustomResourceDefinition" {
+            self.prepare_crd(&mut obj)?;
+        }
+        self.validate(t, &obj, None)?;
+        patch::track_update(None, &mut obj, manager(opts), &rt.api_version())
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        if opts.dry_run {
+            return Ok(WriteResult { object: obj, warnings, created: true });
+        }
+        let mut attempts = 0;
+        loop {
+            let target = Target { name: Some(meta::name(&obj).to_owned()), ..t.clone() };
+            match self.store.create(&target.key()?, encode(&obj)?).await {
+                Ok(kv) => {
+                    let object = decode(&rt, &kv)?;
+                    self.after_write(&rt, Some(&object)).await;
+                    return Ok(WriteResult { object, warnings, created: true });
+                }
+                Err(store::Error::AlreadyExists { .. }) if generate && attempts < 8 => {
+                    attempts += 1;
+                    let prefix = meta::meta_str(&obj, "generateName").unwrap_or_default().to_owned();
+                    meta_mut(&mut obj)?.insert("name".into(), Value::String(generated_name(&prefix)));
+                }
+                Err(e) => return Err(store_error(&target, e)),
+            }
+        }
+    }
+
+    /// Replaces an object (PUT), or its status (`part` = Status).
+    pub async fn update(
+        &self,
+        t: &Target,
+        obj: Value,
+        part: Part,
+        opts: &WriteOptions,
+    ) -> Result<WriteResult> {
+        meta::check_type(&t.rt, &obj)?;
+        let warnings = self.check_fields(&t.rt, &obj, opts.field_validation)?;
+        let mut obj = obj;
+        self.place_in_namespace(t, &mut obj)?;
+        let explicit_rv = meta::resource_version(&obj)?;
+        if explicit_rv.is_none() && !unconditional_update_allowed(&t.rt) {
+            return Err(ApiError::Invalid {
+                target: t.error_target(),
+                causes: vec![crate::error::FieldError::invalid(
+                    "metadata.resourceVersion",
+                    &Value::String(String::new()),
+                    "must be specified for an update",
+                )],
+            });
+        }
+        let object = self
+            .modify(t, part, opts, explicit_rv, |_current| Ok(obj.clone()))
+            .await?;
+        Ok(WriteResult { object, warnings, created: false })
+    }
+
+    /// Patches an object; server-side apply creates it if missing.
+    pub async fn patch(
+        &self,
+        t: &Target,
+        patch_type: PatchType,
+        body: &[u8],
+        part: Part,
+        opts: &WriteOptions,
+    ) -> Result<WriteResult> {
+        let patch_doc = parse_patch_body(patch_type, body)?;
+        if patch_type == PatchType::Apply {
+            if opts.field_manager.is_empty() {
+                return Err(ApiError::BadRequest(
+                    "PATCH of type application/apply-patch+yaml requires the fieldManager parameter".into(),
+                ));
+            }
+            meta::check_type(&t.rt, &patch_doc)?;
+            if patch_doc.get("apiVersion").is_none() || patch_doc.get("kind").is_none() {
+                return Err(ApiError::BadRequest(
+                    "invalid object type: apiVersion and kind must be set in an apply patch".into(),
+                ));
+            }
+            match self.get(t).await {
+                Err(ApiError::NotFound(_)) if part == Part::Main => {
+                    let applied = patch::apply(None, &patch_doc, &opts.field_manager, opts.force)
+                        .map_err(|e| patch_error(t, e))?;
+                    return self.create(t, applied, opts).await;
+                }
+                Err(e) => return Err(e),
+                Ok(_) => {}
+            }
+        }
+        let warnings = match patch_type {
+            PatchType::Json => Vec::new(),
+            _ => self.check_fields_partial(&t.rt, &patch_doc, opts.field_validation)?,
+        };
+        let rt = t.rt.clone();
+        let explicit_rv = meta::resource_version(&patch_doc).ok().flatten();
+        let object = self
+            .modify(t, part, opts, explicit_rv, |current| {
+                let patched = match patch_type {
+                    PatchType::Json => patch::json_patch(current, &patch_doc),
+                    PatchType::Merge => patch::merge_patch(current, &patch_doc),
+                    PatchType::Strategic => patch::strategic_merge_patch(current, &patch_doc, &rt.group, &rt.kind),
+                    PatchType::Apply => {
+                        patch::apply(Some(current), &patch_doc, &opts.field_manager, opts.force)
+                    }
+                };
+                patched.map_err(|e| patch_error(t, e))
+            })
+            .await?;
+        Ok(WriteResult { object, warnings, created: false })
+    }
+
+    /// The `scale` subresource of an object, as an `autoscaling/v1` Scale.
+    pub async fn get_scale(&self, t: &Target) -> Result<Value> {
+        let obj = self.get(t).await?;
+        to_scale(&t.rt, &obj)
+    }
+
+    /// Changes the desired replicas through the `scale` subresource: `change`
+    /// maps the current Scale to the new one.
+    pub async fn update_scale(
+        &self,
+        t: &Target,
+        opts: &WriteOptions,
+        change: impl Fn(&Value) -> Result<Value>,
+    ) -> Result<Value> {
+        let rt = t.rt.clone();
+        let paths = rt.scale.clone().ok_or_else(|| {
+            ApiError::NotFoundMessage(format!("{} has no scale subresource", rt.plural))
+        })?;
+        let object = self
+            .modify(t, Part::Main, opts, None, |current| {
+                let scale = change(&to_scale(&rt, current)?)?;
+                let replicas = scale
+                    .pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .ok_or_else(|| ApiError::BadRequest("spec.replicas must be an integer".into()))?;
+                if replicas < 0 {
+                    return Err(ApiError::Invalid {
+                        target: t.error_target(),
+                        causes: vec![crate::error::FieldError::invalid(
+                            "spec.replicas",
+                            &json!(replicas),
+                            "must be greater than or equal to 0",
+                        )],
+                    });
+                }
+                let mut next = current.clone();
+                set_json_path(&mut next, &paths.spec_replicas, json!(replicas))?;
+                Ok(next)
+            })
+            .await?;
+        to_scale(&rt, &object)
+    }
+
+    /// The read-modify-write loop behind update, patch and scale: `change`
+    /// maps the stored object to the desired one; the rest (immutable
+    /// metadata, status split, generation, validation, managedFields, the
+    /// compare-and-swap) is the same for all of them.
+    async fn modify(
+        &self,
+        t: &Target,
+        part: Part,
+        opts: &WriteOptions,
+        explicit_rv: Option<i64>,
+        mut change: impl FnMut(&Value) -> Result<Value>,
+    ) -> Result<Value> {
+        let rt = t.rt.clone();
+        let key = t.key()?;
+        for _ in 0..MAX_RETRIES {
+            let kv = self
+                .store
+                .get(&key)
+                .await
+                .map_err(|e| store_error(t, e))?
+                .ok_or_else(|| ApiError::NotFound(t.error_target()))?;
+            let current = decode(&rt, &kv)?;
+            if let Some(rv) = explicit_rv {
+                if rv != kv.mod_revision {
+                    return Err(ApiError::Conflict {
+                        target: t.error_target(),
+                        message: CONFLICT_MESSAGE.into(),
+                    });
+                }
+            }
+            let mut next = change(&current)?;
+            self.merge_immutable(t, &current, &mut next, part)?;
+            if next == current {
+                // Nothing changed: no write, no new resourceVersion.
+                return Ok(current);
+            }
+            self.validate(t, &next, Some(&current))?;
+            if rt.group == "apiextensions.k8s.io" && rt.kind == "CustomResourceDefinition" {
+                self.prepare_crd(&mut next)?;
+            }
+            patch::track_update(Some(&current), &mut next, manager(opts), &rt.api_version())
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            if opts.dry_run {
+                return Ok(next);
+            }
+            let finalized = meta::meta_str(&next, "deletionTimestamp").is_some()
+                && meta::finalizers(&next).is_empty();
+            let result = if finalized {
+                // The last finalizer is gone: the pending deletion completes.
+                self.store.delete(&key, Some(kv.mod_revision)).await.map(|_| None)
+            } else {
+                self.store.update(&key, encode(&next)?, kv.mod_revision).await.map(Some)
+            };
+            match result {
+                Ok(Some(kv)) => {
+                    let object = decode(&rt, &kv)?;
+                    self.after_write(&rt, Some(&object)).await;
+                    return Ok(object);
+                }
+                Ok(None) => {
+                    self.after_delete(&rt, &next).await;
+                    return Ok(next);
+                }
+                Err(store::Error::Conflict { .. }) if explicit_rv.is_none() => continue,
+                Err(store::Error::Conflict { .. }) => {
+                    return Err(ApiError::Conflict {
+                        target: t.error_target(),
+                        message: CONFLICT_MESSAGE.into(),
+                    });
+                }
+                Err(e) => return Err(store_error(t, e)),
+            }
+        }
+        Err(ApiError::Conflict { target: t.error_target(), message: CONFLICT_MESSAGE.into() })
+    }
+
+    /// Keeps what a write may not change, and splits spec from status.
+    fn merge_immutable(&self, t: &Target, current: &Value, next: &mut Value, part: Part) -> Result<()> {
+        let rt = &t.rt;
+        if !next.is_object() {
+            return Err(ApiError::BadRequest("the object must be a JSON object".into()));
+        }
+        let path_name = t.name.as_deref().unwrap_or_default();
+        let name = meta::name(next);
+        if !name.is_empty() && name != path_name {
+            return Err(ApiError::BadRequest(format!(
+                "the name of the object ({name}) does not match the name on the URL ({path_name})"
+            )));
+        }
+        if let Some(ns) = meta::meta_str(next, "namespace") {
+            if !ns.is_empty() && Some(ns) != t.namespace.as_deref() {
+                return Err(ApiError::BadRequest(
+                    "the namespace of the provided object does not match the namespace sent on the request".into(),
+                ));
+            }
+        }
+        if part == Part::Status {
+            // A status write changes status only.
+            let status = next.get("status").cloned();
+            let mut merged = current.clone();
+            match status {
+                Some(s) => merged["status"] = s,
+                None => {
+                    if let Some(m) = merged.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+            *next = merged;
+        } else if rt.status_subresource {
+            match current.get("status") {
+                Some(s) => next["status"] = s.clone(),
+                None => {
+                    if let Some(m) = next.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+        }
+        meta::set_type(rt, next);
+        let old_meta = current.get("metadata").cloned().unwrap_or_else(|| json!({}));
+        let new_meta = meta_mut(next)?;
+        for field in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "generation"] {
+            match old_meta.get(field) {
+                Some(v) => {
+                    new_meta.insert(field.into(), v.clone());
+                }
+                None => {
+                    new_meta.remove(field);
+                }
+            }
+        }
+        if part == Part::Main {
+            rt.strategy.default(next);
+        }
+        if meta::spec_changed(current, next) {
+            let generation = current.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+            meta_mut(next)?.insert("generation".into(), json!(generation + 1));
+        }
+        Ok(())
+    }
+
+    /// Deletes an object, or marks it for deletion when finalizers or a grace
+    /// period hold it back. Returns the object as deleted or marked.
+    pub async fn delete(&self, t: &Target, opts: &DeleteOptions) -> Result<Value> {
+        let rt = t.rt.clone();
+        let key = t.key()?;
+        for _ in 0..MAX_RETRIES {
+            let kv = self
+                .store
+                .get(&key)
+                .await
+                .map_err(|e| store_error(t, e))?
+                .ok_or_else(|| ApiError::NotFound(t.error_target()))?;
+            let current = decode(&rt, &kv)?;
+            check_preconditions(t, &current, opts)?;
+            let mut finalizers = meta::finalizers(&current);
+            match opts.propagation_policy.as_deref() {
+                None | Some("") | Some("Background") => {}
+                Some("Foreground") => add_unique(&mut finalizers, "foregroundDeletion"),
+                Some("Orphan") => add_unique(&mut finalizers, "orphan"),
+                Some(other) => {
+                    return Err(ApiError::BadRequest(format!(
+                        "unsupported propagationPolicy {other:?}: must be Background, Foreground or Orphan"
+                    )));
+                }
+            }
+            if rt.kind == "Namespace" && rt.group.is_empty() {
+                if is_builtin_namespace(meta::name(&current)) {
+                    return Err(ApiError::Forbidden(format!(
+                        "namespaces \"{}\" is forbidden: this namespace may not be deleted",
+                        meta::name(&current)
+                    )));
+                }
+            }
+            let grace = grace_period(&rt, &current, opts);
+            let already_deleting = meta::meta_str(&current, "deletionTimestamp").is_some();
+            let must_wait = !finalizers.is_empty() || grace > 0 || has_spec_finalizers(&rt, &current);
+            if !must_wait {
+                if opts.dry_run {
+                    return Ok(current);
+                }
+                match self.store.delete(&key, Some(kv.mod_revision)).await {
+                    Ok(_) => {
+                        self.after_delete(&rt, &current).await;
+                        return Ok(current);
+                    }
+                    Err(store::Error::Conflict { .. }) => continue,
+                    Err(e) => return Err(store_error(t, e)),
+                }
+            }
+            if already_deleting && meta::finalizers(&current) == finalizers {
+                return Ok(current);
+            }
+            let mut next = current.clone();
+            {
+                let m = meta_mut(&mut next)?;
+                if !already_deleting {
+                    let at = chrono::Utc::now() + chrono::Duration::seconds(grace);
+                    m.insert(
+                        "deletionTimestamp".into(),
+                        json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                    );
+                    m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+                    let generation = m.get("generation").and_then(Value::as_i64).unwrap_or(0);
+                    m.insert("generation".into(), json!(generation + 1));
+                }
+                m.insert("finalizers".into(), json!(finalizers));
+            }
+            if rt.kind == "Namespace" && rt.group.is_empty() {
+                next["status"]["phase"] = json!("Terminating");
+            }
+            if opts.dry_run {
+                return Ok(next);
+            }
+            match self.store.update(&key, encode(&next)?, kv.mod_revision).await {
+                Ok(kv) => return decode(&rt, &kv),
+                Err(store::Error::Conflict { .. }) => continue,
+                Err(e) => return Err(store_error(t, e)),
+            }
+        }
+        Err(ApiError::Conflict { target: t.error_target(), message: CONFLICT_MESSAGE.into() })
+    }
+
+    /// Validates with the type's strategy.
+    fn validate(&self, t: &Target, obj: &Value, old: Option<&Value>) -> Result<()> {
+        let causes = t.rt.strategy.validate(obj, old);
+        if causes.is_empty() {
+            return Ok(());
+        }
+        let mut target = t.error_target();
+        if target.name.is_empty() {
+            target.name = meta::name(obj).to_owned();
+        }
+        Err(ApiError::Invalid { target, causes })
+    }
+
+    /// Applies `fieldValidation` to a whole object.
+    fn check_fields(&self, rt: &ResourceType, obj: &Value, mode: FieldValidation) -> Result<Vec<String>> {
+        let unknown = rt.strategy.check_schema(obj).map_err(|e| {
+            ApiError::BadRequest(format!("{} in body is invalid: {e}", rt.kind))
+        })?;
+        unknown_fields(unknown, mode)
+    }
+
+    /// Applies `fieldValidation` to a partial object (a merge patch): only
+    /// unknown fields are looked for, since required fields may be absent.
+    fn check_fields_partial(
+        &self,
+        rt: &ResourceType,
+        obj: &Value,
+        mode: FieldValidation,
+    ) -> Result<Vec<String>> {
+        if mode == FieldValidation::Ignore || !obj.is_object() {
+            return Ok(Vec::new());
+        }
+        match rt.strategy.check_schema(obj) {
+            Ok(unknown) => unknown_fields(unknown, mode),
+            // A partial object may fail to decode for missing required
+            // fields; the patched result is checked again in full.
+            Err(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Sets the namespace from the path; refuses a different one in the body.
+    fn place_in_namespace(&self, t: &Target, obj: &mut Value) -> Result<()> {
+        let body_ns = meta::meta_str(obj, "namespace").unwrap_or_default().to_owned();
+        let m = meta_mut(obj)?;
+        if t.rt.namespaced {
+            let ns = t.namespace.as_deref().ok_or_else(|| {
+                ApiError::BadRequest(format!("{} must be created in a namespace", t.rt.plural))
+            })?;
+            if !body_ns.is_empty() && body_ns != ns {
+                return Err(ApiError::BadRequest(
+                    "the namespace of the provided object does not match the namespace sent on the request".into(),
+                ));
+            }
+            m.insert("namespace".into(), Value::String(ns.to_owned()));
+        } else {
+            m.remove("namespace");
+        }
+        Ok(())
+    }
+
+    /// NamespaceLifecycle: new objects only in existing, active namespaces.
+    async fn check_namespace_accepts(&self, ns: &str) -> Result<()> {
+        let key = format!("/registry/core/namespaces/{ns}");
+        let kv = self.store.get(&key).await.map_err(|e| {
+            ApiError::ServiceUnavailable(format!("the store is unavailable: {e}"))
+        })?;
+        let Some(kv) = kv else {
+            return Err(ApiError::NotFound(crate::error::ErrorTarget {
+                group: String::new(),
+                resource: "namespaces".into(),
+                kind: "Namespace".into(),
+                name: ns.to_owned(),
+            }));
+        };
+        let obj: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
+        if meta::meta_str(&obj, "deletionTimestamp").is_some() {
+            return Err(ApiError::Forbidden(format!(
+                "unable to create new content in namespace {ns} because it is being terminated"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reacts to a stored write: custom resource definitions change the registry.
+    async fn after_write(&self, rt: &ResourceType, obj: Option<&Value>) {
+        if let Some(obj) = obj {
+            if rt.group == "apiextensions.k8s.io" && rt.kind == "CustomResourceDefinition" {
+                self.sync_crd(obj);
+            }
+        }
+    }
+
+    /// Reacts to a delete.
+    async fn after_delete(&self, rt: &ResourceType, obj: &Value) {
+        if rt.group == "apiextensions.k8s.io" && rt.kind == "CustomResourceDefinition" {
+            self.remove_crd(obj).await;
+        }
+    }
+}
+
+fn manager(opts: &WriteOptions) -> &str {
+    if opts.field_manager.is_empty() { "unknown" } else { &opts.field_manager }
+}
+
+fn unknown_fields(unknown: Vec<String>, mode: FieldValidation) -> Result<Vec<String>> {
+    if unknown.is_empty() || mode == FieldValidation::Ignore {
+        return Ok(Vec::new());
+    }
+    let messages: Vec<String> =
+        unknown.iter().map(|f| format!("unknown field \"{}\"", f.trim_start_matches('.'))).collect();
+    if mode == FieldValidation::Strict {
+        return Err(ApiError::BadRequest(format!("strict decoding error: {}", messages.join(", "))));
+    }
+    Ok(messages)
+}
+
+/// Sets uid, creation time and generation; clears what a create may not set.
+fn prepare_for_create(rt: &ResourceType, obj: &mut Value) -> Result<()> {
+    meta::set_type(rt, obj);
+    if rt.status_subresource {
+        if let Some(m) = obj.as_object_mut() {
+            m.remove("status");
+        }
+    }
+    let m = meta_mut(obj)?;
+    m.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
+    m.insert("creationTimestamp".into(), Value::String(meta::now_rfc3339()));
+    m.insert("generation".into(), json!(1));
+    for field in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+        m.remove(field);
+    }
+    rt.strategy.default(obj);
+    Ok(())
+}
+
+/// `prefix` plus five random lower-case alphanumerics, as Kubernetes does.
+fn generated_name(prefix: &str) -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    let suffix: String = (0..5).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect();
+    format!("{prefix}{suffix}")
+}
+
+/// Kubernetes allows updates without a resourceVersion for most types.
+fn unconditional_update_allowed(_rt: &ResourceType) -> bool {
+    true
+}
+
+fn parse_patch_body(patch_type: PatchType, body: &[u8]) -> Result<Value> {
+    let parsed: std::result::Result<Value, String> = if patch_type == PatchType::Apply {
+        // Apply patches are YAML (JSON is YAML too).
+        serde_yaml::from_slice::<Value>(body).map_err(|e| e.to_string())
+    } else {
+        serde_json::from_slice::<Value>(body).map_err(|e| e.to_string())
+    };
+    let value = parsed.map_err(|e| ApiError::BadRequest(format!("error decoding patch: {e}")))?;
+    let shape_ok = match patch_type {
+        PatchType::Json => value.is_array(),
+        _ => value.is_object(),
+    };
+    if !shape_ok {
+        let expected = if patch_type == PatchType::Json { "a JSON array of operations" } else { "a JSON object" };
+        return Err(ApiError::BadRequest(format!("the patch must be {expected}")));
+    }
+    Ok(value)
+}
+
+fn patch_error(t: &Target, err: patch::Error) -> ApiError {
+    err.into_api_error(t.error_target())
+}
+
+fn check_preconditions(t: &Target, current: &Value, opts: &DeleteOptions) -> Result<()> {
+    if let Some(rv) = opts.precondition_resource_version.as_deref() {
+        let actual = meta::meta_str(current, "resourceVersion").unwrap_or_default();
+        if rv != actual {
+            return Err(ApiError::Conflict {
+                target: t.error_target(),
+                message: format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"
+                ),
+            });
+        }
+    }
+    if let Some(uid) = opts.precondition_uid.as_deref() {
+        let actual = meta::meta_str(current, "uid").unwrap_or_default();
+        if uid != actual {
+            return Err(ApiError::Conflict {
+                target: t.error_target(),
+                message: format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn add_unique(list: &mut Vec<String>, item: &str) {
+    if !list.iter().any(|f| f == item) {
+        list.push(item.to_owned());
+    }
+}
+
+fn is_builtin_namespace(name: &str) -> bool {
+    matches!(name, "default" | "kube-system" | "kube-public")
+}
+
+/// Pods bound to a node get a graceful deletion that their kubelet finishes;
+/// everything else is deleted at once.
+fn grace_period(rt: &ResourceType, obj: &Value, opts: &DeleteOptions) -> i64 {
+    if !(rt.group.is_empty() && rt.kind == "Pod") {
+        return 0;
+    }
+    let bound = obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+    let phase = obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or_default();
+    if !bound || phase == "Succeeded" || phase == "Failed" {
+        return 0;
+    }
+    opts.grace_period_seconds
+        .or_else(|| obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+        .unwrap_or(30)
+        .max(0)
+}
+
+/// Namespaces carry `spec.finalizers` that the namespace controller clears
+/// after emptying them.
+fn has_spec_finalizers(rt: &ResourceType, obj: &Value) -> bool {
+    rt.group.is_empty()
+        && rt.kind == "Namespace"
+        && obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty())
+}
+
+/// The Scale view of an object.
+fn to_scale(rt: &ResourceType, obj: &Value) -> Result<Value> {
+    let paths = rt.scale.as_ref().ok_or_else(|| {
+        ApiError::NotFoundMessage(format!("{} has no scale subresource", rt.plural))
+    })?;
+    let get = |path: &str| obj.pointer(&json_path_to_pointer(path)).cloned();
+    let mut metadata = json!({});
+    for field in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+        if let Some(v) = obj.get("metadata").and_then(|m| m.get(field)) {
+            metadata[field] = v.clone();
+        }
+    }
+    let mut status = json!({ "replicas": get(&paths.status_replicas).unwrap_or(json!(0)) });
+    let selector = paths.label_selector.as_deref().and_then(get).or_else(|| {
+        obj.pointer("/spec/selector/matchLabels").and_then(Value::as_object).map(|labels| {
+            Value::String(
+                labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
+        })
+    });
+    if let Some(selector) = selector {
+        status["selector"] = selector;
+    }
+    Ok(json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": metadata,
+        "spec": { "replicas": get(&paths.spec_replicas).unwrap_or(json!(0)) },
+        "status": status,
+    }))
+}
+
+/// `.spec.replicas` → `/spec/replicas`.
+fn json_path_to_pointer(path: &str) -> String {
+    path.trim_start_matches('.').split('.').fold(String::new(), |acc, part| acc + "/" + part)
+}
+
+fn set_json_path(obj: &mut Value, path: &str, value: Value) -> Result<()> {
+    let mut cursor = obj;
+    let parts: Vec<&str> = path.trim_start_matches('.').split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let map = cursor
+            .as_object_mut()
+            .ok_or_else(|| ApiError::Internal(format!("{path} does not lead through objects")))?;
+        if i == parts.len() - 1 {
+            map.insert((*part).to_owned(), value);
+            return Ok(());
+        }
+        cursor = map.entry(*part).or_insert_with(|| json!({}));
+    }
+    Ok(())
+}
