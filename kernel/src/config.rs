@@ -23,8 +23,8 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 /// Default data directory.
@@ -152,7 +152,7 @@ fn default_listen() -> SocketAddr {
 
 /// The store backend: `{ embedded: {} }` or `{ etcd: { endpoints: [...] } }`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(try_from = "RawStoreConfig")]
 pub enum StoreConfig {
     /// The embedded database in the data directory.
     Embedded(EmbeddedStoreConfig),
@@ -163,6 +163,27 @@ pub enum StoreConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig::Embedded(EmbeddedStoreConfig {})
+    }
+}
+
+/// `store:` as written. serde_yaml 0.9 reads enums only from YAML tags
+/// (`!etcd`), so the one-key map form is decoded through this struct.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStoreConfig {
+    embedded: Option<EmbeddedStoreConfig>,
+    etcd: Option<EtcdStoreConfig>,
+}
+
+impl TryFrom<RawStoreConfig> for StoreConfig {
+    type Error = &'static str;
+
+    fn try_from(raw: RawStoreConfig) -> Result<Self, Self::Error> {
+        match (raw.embedded, raw.etcd) {
+            (Some(embedded), None) => Ok(StoreConfig::Embedded(embedded)),
+            (None, Some(etcd)) => Ok(StoreConfig::Etcd(etcd)),
+            _ => Err("store must name exactly one backend: `embedded: {}` or `etcd: {...}`"),
+        }
     }
 }
 
@@ -239,10 +260,10 @@ impl RawPlugin {
                 "plugin name {name:?} must be a DNS label (lower-case letters, digits, '-')"
             ));
         }
-        if let Some(command) = &self.command {
-            if command.first().is_none_or(|c| c.is_empty()) {
-                return Err(format!("plugins.{name}.command must name a program"));
-            }
+        if let Some(command) = &self.command
+            && command.first().is_none_or(|c| c.is_empty())
+        {
+            return Err(format!("plugins.{name}.command must name a program"));
         }
         let mut config = self.config.unwrap_or_default();
         for (key, value) in self.inline {
@@ -322,10 +343,10 @@ impl Config {
         })?;
         let mut config = Config::parse(&text).map_err(|e| parse_error(path, &e))?;
         // Relative paths in a file mean "next to the file", wherever kerno runs from.
-        if config.data_dir.is_relative() {
-            if let Some(dir) = path.parent() {
-                config.data_dir = dir.join(&config.data_dir);
-            }
+        if config.data_dir.is_relative()
+            && let Some(dir) = path.parent()
+        {
+            config.data_dir = dir.join(&config.data_dir);
         }
         config.validate().map_err(|e| e.in_file(path))?;
         Ok(config)
@@ -491,7 +512,8 @@ fn is_dns_label(s: &str) -> bool {
         && s.len() <= 63
         && !s.starts_with('-')
         && !s.ends_with('-')
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 #[cfg(test)]
@@ -528,14 +550,25 @@ plugins:
         let config = Config::load(&write(dir.path(), EXAMPLE)).unwrap();
         assert_eq!(config.data_dir, dir.path().join("./kerno-data"));
         assert_eq!(config.kernel.listen, "127.0.0.1:6443".parse().unwrap());
-        assert_eq!(config.kernel.store, StoreConfig::Embedded(EmbeddedStoreConfig {}));
+        assert_eq!(
+            config.kernel.store,
+            StoreConfig::Embedded(EmbeddedStoreConfig {})
+        );
         let names: Vec<_> = config.plugins.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(
             names,
-            ["scheduler-default", "controller-deployment", "kubelet", "my-plugin"]
+            [
+                "scheduler-default",
+                "controller-deployment",
+                "kubelet",
+                "my-plugin"
+            ]
         );
         let kubelet = config.plugin("kubelet").unwrap();
-        assert_eq!(Value::Object(kubelet.config.clone()), json!({"nodeName": "node-1"}));
+        assert_eq!(
+            Value::Object(kubelet.config.clone()),
+            json!({"nodeName": "node-1"})
+        );
         assert_eq!(kubelet.command, None);
         assert!(kubelet.enabled);
         let mine = config.plugin("my-plugin").unwrap();
@@ -544,7 +577,13 @@ plugins:
             Some(&["/opt/my-plugin".to_string(), "--flag".to_string()][..])
         );
         assert_eq!(Value::Object(mine.config.clone()), json!({"any": "value"}));
-        assert!(config.plugin("controller-deployment").unwrap().config.is_empty());
+        assert!(
+            config
+                .plugin("controller-deployment")
+                .unwrap()
+                .config
+                .is_empty()
+        );
         assert_eq!(config.service_cluster_ip_range, "10.96.0.0/12");
         assert_eq!(config.cluster_domain, "cluster.local");
     }
@@ -575,7 +614,10 @@ clusterDomain: example.internal
         let StoreConfig::Etcd(etcd) = &config.kernel.store else {
             panic!("expected etcd, got {:?}", config.kernel.store)
         };
-        assert_eq!(etcd.endpoints, ["http://10.0.0.1:2379", "https://10.0.0.2:2379"]);
+        assert_eq!(
+            etcd.endpoints,
+            ["http://10.0.0.1:2379", "https://10.0.0.2:2379"]
+        );
         assert_eq!(config.kernel.tls_sans, ["kerno.example", "192.0.2.1"]);
         assert_eq!(config.service_cluster_ip_range, "10.100.0.0/16");
         assert_eq!(config.cluster_domain, "example.internal");
@@ -621,7 +663,10 @@ clusterDomain: example.internal
         let err = load_err("plugins: [a, b]\n").to_string();
         assert!(err.contains("map from plugin name"), "{err}");
         let err = load_err("kernel: { store: { etcd: { endpoints: [localhost] } } }\n");
-        assert!(matches!(&err, Error::Invalid { field, path: Some(_), .. } if field == "kernel.store.etcd.endpoints"), "{err:?}");
+        assert!(
+            matches!(&err, Error::Invalid { field, path: Some(_), .. } if field == "kernel.store.etcd.endpoints"),
+            "{err:?}"
+        );
         let err = load_err("serviceClusterIPRange: 10.96.0.0/33\n").to_string();
         assert!(err.contains("serviceClusterIPRange"), "{err}");
         assert!(err.contains("kerno.yaml"), "{err}");

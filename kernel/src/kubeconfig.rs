@@ -102,7 +102,10 @@ pub fn write_token_kubeconfig(
     user: &str,
     token: &str,
 ) -> Result<()> {
-    write(path, &render(server, ca_pem, user, Credentials::Token(token))?)
+    write(
+        path,
+        &render(server, ca_pem, user, Credentials::Token(token))?,
+    )
 }
 
 /// The YAML text of a kubeconfig with one cluster (`kerno`), one user and one
@@ -130,7 +133,10 @@ pub fn render(server: &str, ca_pem: &str, user: &str, creds: Credentials<'_>) ->
                 certificate_authority_data: BASE64.encode(ca_pem),
             },
         }],
-        users: vec![NamedUser { name: user, user: auth }],
+        users: vec![NamedUser {
+            name: user,
+            user: auth,
+        }],
         contexts: vec![NamedContext {
             name: CLUSTER_NAME,
             context: Context {
@@ -254,8 +260,14 @@ mod tests {
         );
         let user = &doc["users"][0];
         assert_eq!(user["name"], "kerno-admin");
-        assert_eq!(decode(&user["user"]["client-certificate-data"]), pki.admin_cert_pem());
-        assert_eq!(decode(&user["user"]["client-key-data"]), pki.admin_key_pem());
+        assert_eq!(
+            decode(&user["user"]["client-certificate-data"]),
+            pki.admin_cert_pem()
+        );
+        assert_eq!(
+            decode(&user["user"]["client-key-data"]),
+            pki.admin_key_pem()
+        );
         assert!(user["user"].get("token").is_none());
         let context = &doc["contexts"][0];
         assert_eq!(context["name"], "kerno");
@@ -267,13 +279,17 @@ mod tests {
     fn token_kubeconfig_has_token_and_no_certificate() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plugin.yaml");
-        write_token_kubeconfig(&path, "https://[::1]:6443", "CA PEM", "plugin-x", "s3cret").unwrap();
+        write_token_kubeconfig(&path, "https://[::1]:6443", "CA PEM", "plugin-x", "s3cret")
+            .unwrap();
         let doc: serde_yaml::Value =
             serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(doc["users"][0]["name"], "plugin-x");
         assert_eq!(doc["users"][0]["user"]["token"], "s3cret");
         assert!(doc["users"][0]["user"].get("client-key-data").is_none());
-        assert_eq!(doc["clusters"][0]["cluster"]["server"], "https://[::1]:6443");
+        assert_eq!(
+            doc["clusters"][0]["cluster"]["server"],
+            "https://[::1]:6443"
+        );
         assert_eq!(doc["contexts"][0]["context"]["user"], "plugin-x");
     }
 
@@ -294,9 +310,14 @@ mod tests {
         assert!(output.status.success(), "kubectl failed: {stderr}");
         let view: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
         assert_eq!(view["current-context"], "kerno");
-        assert_eq!(view["clusters"][0]["cluster"]["server"], "https://127.0.0.1:6443");
+        assert_eq!(
+            view["clusters"][0]["cluster"]["server"],
+            "https://127.0.0.1:6443"
+        );
         assert_eq!(view["users"][0]["name"], "kerno-admin");
-        let key = view["users"][0]["user"]["client-key-data"].as_str().unwrap();
+        let key = view["users"][0]["user"]["client-key-data"]
+            .as_str()
+            .unwrap();
         assert_eq!(BASE64.decode(key).unwrap(), pki.admin_key_pem().as_bytes());
 
         let current = Command::new("kubectl")

@@ -86,7 +86,9 @@ pub enum Error {
         path: PathBuf,
     },
     /// Only one of the CA certificate and key exists.
-    #[error("{present} exists but {missing} does not; restore it or remove both to create a new CA")]
+    #[error(
+        "{present} exists but {missing} does not; restore it or remove both to create a new CA"
+    )]
     IncompleteCa {
         /// The file that exists.
         present: PathBuf,
@@ -134,7 +136,9 @@ pub struct Pki {
 impl fmt::Debug for Pki {
     // Keys stay out of logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pki").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("Pki")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -232,9 +236,10 @@ impl Pki {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = RootCertStore::empty();
         roots.add(cert_der(&self.dir.join("ca.crt"), &self.ca_cert)?)?;
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .allow_unauthenticated()
-            .build()?;
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .allow_unauthenticated()
+                .build()?;
         let cert = cert_der(&self.dir.join("server.crt"), &self.server_cert)?;
         let key = key_der(&self.dir.join("server.key"), &self.server_key)?;
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -268,7 +273,12 @@ pub fn peer_identity(conn: &rustls::ServerConnection) -> Option<CertIdentity> {
 pub fn identity_from_certs(chain: &[CertificateDer<'_>]) -> Option<CertIdentity> {
     let (_, cert) = x509_parser::parse_x509_certificate(chain.first()?).ok()?;
     let subject = cert.subject();
-    let user = subject.iter_common_name().next()?.as_str().ok()?.to_string();
+    let user = subject
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_string();
     let groups = subject
         .iter_organization()
         .filter_map(|o| o.as_str().ok().map(str::to_string))
@@ -279,7 +289,10 @@ pub fn identity_from_certs(chain: &[CertificateDer<'_>]) -> Option<CertIdentity>
 /// Writes `contents` to `path` with mode 0600, replacing it atomically (a
 /// reader never sees a half-written key or kubeconfig).
 pub(crate) fn write_private_file(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let file_name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{file_name}.tmp"));
     let _ = fs::remove_file(&tmp);
     let mut file = fs::OpenOptions::new()
@@ -316,7 +329,11 @@ impl San {
 /// The SANs the serving certificate should carry.
 fn requested_sans(extra: &[String]) -> Result<BTreeSet<San>> {
     let mut sans = BTreeSet::new();
-    for name in DEFAULT_SANS.iter().copied().chain(extra.iter().map(String::as_str)) {
+    for name in DEFAULT_SANS
+        .iter()
+        .copied()
+        .chain(extra.iter().map(String::as_str))
+    {
         let trimmed = name.trim().trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = trimmed.parse::<IpAddr>() {
             // A wildcard listen address is no name a client can dial.
@@ -443,12 +460,10 @@ fn load_or_create_ca(dir: &Path) -> Result<(String, String)> {
                 what: "CA key",
                 source,
             })?;
-            let cert = params
-                .self_signed(&key)
-                .map_err(|source| Error::Generate {
-                    what: "CA certificate",
-                    source,
-                })?;
+            let cert = params.self_signed(&key).map_err(|source| Error::Generate {
+                what: "CA certificate",
+                source,
+            })?;
             let (cert, key) = (cert.pem(), key.serialize_pem());
             // Key first: a crash in between leaves a key without a certificate,
             // which the next start reports instead of minting a second CA.
@@ -517,10 +532,10 @@ impl LeafSpec<'_> {
         if expires - OffsetDateTime::now_utc() < RENEW_BEFORE {
             return Err("expires soon");
         }
-        if let Some(sans) = self.sans {
-            if &cert_sans(&cert) != sans {
-                return Err("subject alternative names changed");
-            }
+        if let Some(sans) = self.sans
+            && &cert_sans(&cert) != sans
+        {
+            return Err("subject alternative names changed");
         }
         Ok(())
     }
@@ -530,7 +545,10 @@ fn dn(common_name: &str, groups: &[String]) -> Result<DistinguishedName> {
     let mut dn = DistinguishedName::new();
     // rcgen keeps one value per attribute type, but the organization OID under
     // its custom spelling is a second key: that gives two O attributes at most.
-    let org_types = [DnType::OrganizationName, DnType::CustomDnType(vec![2, 5, 4, 10])];
+    let org_types = [
+        DnType::OrganizationName,
+        DnType::CustomDnType(vec![2, 5, 4, 10]),
+    ];
     if groups.len() > org_types.len() {
         return Err(Error::TooManyGroups(groups.len()));
     }
@@ -629,7 +647,8 @@ mod tests {
         let cn = ca.subject().iter_common_name().next().unwrap();
         assert_eq!(cn.as_str().unwrap(), CA_COMMON_NAME);
         assert!(ca.is_ca());
-        let years = (ca.validity().not_after.to_datetime() - OffsetDateTime::now_utc()).whole_days();
+        let years =
+            (ca.validity().not_after.to_datetime() - OffsetDateTime::now_utc()).whole_days();
         assert!((3640..=3651).contains(&years), "{years} days");
     }
 
@@ -649,7 +668,11 @@ mod tests {
     #[test]
     fn serving_certificate_verifies_for_its_sans_only() {
         let dir = tempfile::tempdir().unwrap();
-        let extra = vec!["192.0.2.7".to_string(), "[2001:db8::1]".to_string(), "0.0.0.0".to_string()];
+        let extra = vec![
+            "192.0.2.7".to_string(),
+            "[2001:db8::1]".to_string(),
+            "0.0.0.0".to_string(),
+        ];
         let pki = Pki::load_or_create(dir.path(), &extra).unwrap();
         let verifier = WebPkiServerVerifier::builder_with_provider(roots(&pki), provider())
             .build()
@@ -659,7 +682,11 @@ mod tests {
             let name = ServerName::try_from(name.to_string()).unwrap();
             verifier.verify_server_cert(&cert, &[], &name, &[], UnixTime::now())
         };
-        for name in DEFAULT_SANS.iter().copied().chain(["192.0.2.7", "2001:db8::1"]) {
+        for name in DEFAULT_SANS
+            .iter()
+            .copied()
+            .chain(["192.0.2.7", "2001:db8::1"])
+        {
             assert!(verify(name).is_ok(), "{name}: {:?}", verify(name));
         }
         assert!(verify("example.com").is_err());
@@ -673,23 +700,38 @@ mod tests {
             .build()
             .unwrap();
         let localhost = ServerName::try_from("localhost").unwrap();
-        assert!(other_verifier
-            .verify_server_cert(&cert, &[], &localhost, &[], UnixTime::now())
-            .is_err());
+        assert!(
+            other_verifier
+                .verify_server_cert(&cert, &[], &localhost, &[], UnixTime::now())
+                .is_err()
+        );
     }
 
     #[test]
     fn rejects_bad_sans_and_too_many_groups() {
-        assert!(matches!(requested_sans(&["bad name".into()]), Err(Error::InvalidSan(_))));
-        assert!(matches!(requested_sans(&["-x.example".into()]), Err(Error::InvalidSan(_))));
+        assert!(matches!(
+            requested_sans(&["bad name".into()]),
+            Err(Error::InvalidSan(_))
+        ));
+        assert!(matches!(
+            requested_sans(&["-x.example".into()]),
+            Err(Error::InvalidSan(_))
+        ));
         let sans = requested_sans(&["[::]".into(), "node-1".into()]).unwrap();
         assert!(sans.contains(&San::Dns("node-1".into())));
-        assert!(!sans.iter().any(|s| matches!(s, San::Ip(ip) if ip.is_unspecified())));
+        assert!(
+            !sans
+                .iter()
+                .any(|s| matches!(s, San::Ip(ip) if ip.is_unspecified()))
+        );
 
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::load_or_create(dir.path(), &[]).unwrap();
         let groups: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
-        assert!(matches!(pki.issue_client_cert("u", &groups), Err(Error::TooManyGroups(3))));
+        assert!(matches!(
+            pki.issue_client_cert("u", &groups),
+            Err(Error::TooManyGroups(3))
+        ));
     }
 
     #[test]
@@ -781,7 +823,10 @@ mod tests {
     async fn handshake_with_client_certificate_yields_identity() {
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::load_or_create(dir.path(), &[]).unwrap();
-        let admin = (pki.admin_cert_pem().to_string(), pki.admin_key_pem().to_string());
+        let admin = (
+            pki.admin_cert_pem().to_string(),
+            pki.admin_key_pem().to_string(),
+        );
         let (server, client) = handshake(&pki, &pki, Some(admin)).await;
         let seen = server.unwrap();
         assert_eq!(client.unwrap(), b"hello");
@@ -811,7 +856,9 @@ mod tests {
         let pki = Pki::load_or_create(dir.path(), &[]).unwrap();
         let other_dir = tempfile::tempdir().unwrap();
         let other = Pki::load_or_create(other_dir.path(), &[]).unwrap();
-        let foreign = other.issue_client_cert("mallory", &[ADMIN_GROUP.into()]).unwrap();
+        let foreign = other
+            .issue_client_cert("mallory", &[ADMIN_GROUP.into()])
+            .unwrap();
         let (server, client) = handshake(&pki, &pki, Some(foreign)).await;
         let err = server.unwrap_err();
         assert!(err.to_string().to_lowercase().contains("cert"), "{err}");
