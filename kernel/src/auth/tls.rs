@@ -7,26 +7,23 @@
 //! leaf certificates are re-issued when their SANs change, when they come close
 //! to expiry, or when they no longer chain to the CA.
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::fs;
 use std::io::{self, Write};
-use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
-};
 use rustls::RootCertStore;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
-use time::{Duration, OffsetDateTime};
-use x509_parser::certificate::X509Certificate;
-use x509_parser::extensions::GeneralName;
+
+mod certs;
+
+use certs::{
+    LeafSpec, cert_der, client_params, issue, issuer_from_pem, key_der, load_or_create_ca,
+    requested_sans,
+};
 
 /// Common name of the cluster CA.
 pub const CA_COMMON_NAME: &str = "kerno-ca";
@@ -48,13 +45,6 @@ pub const DEFAULT_SANS: &[&str] = &[
     "kubernetes.default.svc",
     "kubernetes.default.svc.cluster.local",
 ];
-
-const CA_VALIDITY: Duration = Duration::days(3650);
-const LEAF_VALIDITY: Duration = Duration::days(365);
-/// Leaf certificates closer than this to expiry are re-issued on start.
-const RENEW_BEFORE: Duration = Duration::days(30);
-/// Back-date certificates a little so a peer with a slightly slow clock accepts them.
-const CLOCK_SKEW: Duration = Duration::hours(1);
 
 /// Errors of the PKI and TLS set-up.
 #[derive(Debug, thiserror::Error)]
@@ -306,313 +296,15 @@ pub(crate) fn write_private_file(path: &Path, contents: &[u8]) -> io::Result<()>
     fs::rename(&tmp, path)
 }
 
-/// A subject alternative name, normalized for comparison.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum San {
-    Dns(String),
-    Ip(IpAddr),
-}
-
-impl San {
-    fn to_rcgen(&self) -> Result<SanType> {
-        Ok(match self {
-            San::Ip(ip) => SanType::IpAddress(*ip),
-            San::Dns(name) => SanType::DnsName(
-                name.clone()
-                    .try_into()
-                    .map_err(|_| Error::InvalidSan(name.clone()))?,
-            ),
-        })
-    }
-}
-
-/// The SANs the serving certificate should carry.
-fn requested_sans(extra: &[String]) -> Result<BTreeSet<San>> {
-    let mut sans = BTreeSet::new();
-    for name in DEFAULT_SANS
-        .iter()
-        .copied()
-        .chain(extra.iter().map(String::as_str))
-    {
-        let trimmed = name.trim().trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = trimmed.parse::<IpAddr>() {
-            // A wildcard listen address is no name a client can dial.
-            if !ip.is_unspecified() {
-                sans.insert(San::Ip(ip));
-            }
-        } else if is_dns_name(trimmed) {
-            sans.insert(San::Dns(trimmed.to_ascii_lowercase()));
-        } else {
-            return Err(Error::InvalidSan(name.to_string()));
-        }
-    }
-    Ok(sans)
-}
-
-fn is_dns_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').enumerate().all(|(i, label)| {
-            (i == 0 && label == "*")
-                || (!label.is_empty()
-                    && label.len() <= 63
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-        })
-}
-
-/// The SANs of a parsed certificate.
-fn cert_sans(cert: &X509Certificate<'_>) -> BTreeSet<San> {
-    let mut sans = BTreeSet::new();
-    let Ok(Some(ext)) = cert.subject_alternative_name() else {
-        return sans;
-    };
-    for name in &ext.value.general_names {
-        match name {
-            GeneralName::DNSName(dns) => {
-                sans.insert(San::Dns(dns.to_ascii_lowercase()));
-            }
-            GeneralName::IPAddress(bytes) => {
-                let ip = match bytes.len() {
-                    4 => <[u8; 4]>::try_from(*bytes).ok().map(IpAddr::from),
-                    16 => <[u8; 16]>::try_from(*bytes).ok().map(IpAddr::from),
-                    _ => None,
-                };
-                if let Some(ip) = ip {
-                    sans.insert(San::Ip(ip));
-                }
-            }
-            _ => {}
-        }
-    }
-    sans
-}
-
-fn read_optional(path: &Path) -> Result<Option<String>> {
-    match fs::read_to_string(path) {
-        Ok(s) => Ok(Some(s)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(Error::Read {
-            path: path.to_path_buf(),
-            source,
-        }),
-    }
-}
-
-fn write_file(path: &Path, contents: &str, private: bool) -> Result<()> {
-    let result = if private {
-        write_private_file(path, contents.as_bytes())
-    } else {
-        fs::write(path, contents)
-    };
-    result.map_err(|source| Error::Write {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-fn cert_der(path: &Path, pem: &str) -> Result<CertificateDer<'static>> {
-    CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|_| Error::Invalid {
-        what: "certificate",
-        path: path.to_path_buf(),
-    })
-}
-
-fn key_der(path: &Path, pem: &str) -> Result<PrivateKeyDer<'static>> {
-    PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|_| Error::Invalid {
-        what: "private key",
-        path: path.to_path_buf(),
-    })
-}
-
-fn issuer_from_pem(dir: &Path, cert: &str, key: &str) -> Result<Issuer<'static, KeyPair>> {
-    let key = KeyPair::from_pem(key).map_err(|_| Error::Invalid {
-        what: "private key",
-        path: dir.join("ca.key"),
-    })?;
-    Issuer::from_ca_cert_pem(cert, key).map_err(|_| Error::Invalid {
-        what: "CA certificate",
-        path: dir.join("ca.crt"),
-    })
-}
-
-/// Loads the CA, creating it when neither file exists.
-fn load_or_create_ca(dir: &Path) -> Result<(String, String)> {
-    let cert_path = dir.join("ca.crt");
-    let key_path = dir.join("ca.key");
-    match (read_optional(&cert_path)?, read_optional(&key_path)?) {
-        (Some(cert), Some(key)) => Ok((cert, key)),
-        (None, None) => {
-            let now = OffsetDateTime::now_utc();
-            let mut params = CertificateParams::default();
-            params.distinguished_name = dn(CA_COMMON_NAME, &[])?;
-            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            params.key_usages = vec![
-                KeyUsagePurpose::KeyCertSign,
-                KeyUsagePurpose::CrlSign,
-                KeyUsagePurpose::DigitalSignature,
-            ];
-            params.not_before = now - CLOCK_SKEW;
-            params.not_after = now + CA_VALIDITY;
-            params.serial_number = Some(random_serial());
-            let key = KeyPair::generate().map_err(|source| Error::Generate {
-                what: "CA key",
-                source,
-            })?;
-            let cert = params.self_signed(&key).map_err(|source| Error::Generate {
-                what: "CA certificate",
-                source,
-            })?;
-            let (cert, key) = (cert.pem(), key.serialize_pem());
-            // Key first: a crash in between leaves a key without a certificate,
-            // which the next start reports instead of minting a second CA.
-            write_file(&key_path, &key, true)?;
-            write_file(&cert_path, &cert, false)?;
-            tracing::info!(dir = %dir.display(), "created cluster CA");
-            Ok((cert, key))
-        }
-        (Some(_), None) => Err(Error::IncompleteCa {
-            present: cert_path,
-            missing: key_path,
-        }),
-        (None, Some(_)) => Err(Error::IncompleteCa {
-            present: key_path,
-            missing: cert_path,
-        }),
-    }
-}
-
-/// One leaf certificate of `DATA/pki/`: `<stem>.crt` and `<stem>.key`.
-struct LeafSpec<'a> {
-    stem: &'static str,
-    what: &'static str,
-    common_name: &'a str,
-    groups: &'a [String],
-    /// `Some` for a serving certificate (with these SANs), `None` for a client certificate.
-    sans: Option<&'a BTreeSet<San>>,
-}
-
-impl LeafSpec<'_> {
-    fn load_or_issue(
-        &self,
-        dir: &Path,
-        issuer: &Issuer<'_, KeyPair>,
-        ca_der: &CertificateDer<'_>,
-    ) -> Result<(String, String)> {
-        let cert_path = dir.join(format!("{}.crt", self.stem));
-        let key_path = dir.join(format!("{}.key", self.stem));
-        if let (Some(cert), Some(key)) = (read_optional(&cert_path)?, read_optional(&key_path)?) {
-            match self.still_valid(&cert, ca_der) {
-                Ok(()) => return Ok((cert, key)),
-                Err(reason) => {
-                    tracing::info!(cert = %cert_path.display(), reason, "re-issuing certificate")
-                }
-            }
-        }
-        let params = match self.sans {
-            Some(sans) => server_params(self.common_name, sans)?,
-            None => client_params(self.common_name, self.groups)?,
-        };
-        let (cert, key) = issue(&params, issuer, self.what)?;
-        write_file(&key_path, &key, true)?;
-        write_file(&cert_path, &cert, false)?;
-        Ok((cert, key))
-    }
-
-    /// Whether an existing certificate can be kept; the error says why not.
-    fn still_valid(&self, pem: &str, ca_der: &CertificateDer<'_>) -> Result<(), &'static str> {
-        let der = CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|_| "unreadable")?;
-        let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|_| "unparsable")?;
-        let (_, ca) = x509_parser::parse_x509_certificate(ca_der).map_err(|_| "unparsable CA")?;
-        if cert.verify_signature(Some(ca.public_key())).is_err() {
-            return Err("not signed by the current CA");
-        }
-        let expires = cert.validity().not_after.to_datetime();
-        if expires - OffsetDateTime::now_utc() < RENEW_BEFORE {
-            return Err("expires soon");
-        }
-        if let Some(sans) = self.sans
-            && &cert_sans(&cert) != sans
-        {
-            return Err("subject alternative names changed");
-        }
-        Ok(())
-    }
-}
-
-fn dn(common_name: &str, groups: &[String]) -> Result<DistinguishedName> {
-    let mut dn = DistinguishedName::new();
-    // rcgen keeps one value per attribute type, but the organization OID under
-    // its custom spelling is a second key: that gives two O attributes at most.
-    let org_types = [
-        DnType::OrganizationName,
-        DnType::CustomDnType(vec![2, 5, 4, 10]),
-    ];
-    if groups.len() > org_types.len() {
-        return Err(Error::TooManyGroups(groups.len()));
-    }
-    for (ty, group) in org_types.into_iter().zip(groups) {
-        dn.push(ty, group.as_str());
-    }
-    dn.push(DnType::CommonName, common_name);
-    Ok(dn)
-}
-
-fn leaf_params(common_name: &str, groups: &[String]) -> Result<CertificateParams> {
-    let now = OffsetDateTime::now_utc();
-    let mut params = CertificateParams::default();
-    params.distinguished_name = dn(common_name, groups)?;
-    params.not_before = now - CLOCK_SKEW;
-    params.not_after = now + LEAF_VALIDITY;
-    params.serial_number = Some(random_serial());
-    params.use_authority_key_identifier_extension = true;
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    Ok(params)
-}
-
-fn server_params(common_name: &str, sans: &BTreeSet<San>) -> Result<CertificateParams> {
-    let mut params = leaf_params(common_name, &[])?;
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    params.subject_alt_names = sans.iter().map(San::to_rcgen).collect::<Result<_>>()?;
-    Ok(params)
-}
-
-fn client_params(common_name: &str, groups: &[String]) -> Result<CertificateParams> {
-    let mut params = leaf_params(common_name, groups)?;
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    Ok(params)
-}
-
-fn issue(
-    params: &CertificateParams,
-    issuer: &Issuer<'_, KeyPair>,
-    what: &'static str,
-) -> Result<(String, String)> {
-    let key = KeyPair::generate().map_err(|source| Error::Generate { what, source })?;
-    let cert = params
-        .signed_by(&key, issuer)
-        .map_err(|source| Error::Generate { what, source })?;
-    Ok((cert.pem(), key.serialize_pem()))
-}
-
-fn random_serial() -> SerialNumber {
-    let mut bytes: [u8; 16] = rand::random();
-    // A positive, non-zero DER integer as RFC 5280 asks.
-    bytes[0] = (bytes[0] & 0x7f) | 0x01;
-    SerialNumber::from_slice(&bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use rustls::client::WebPkiServerVerifier;
     use rustls::client::danger::ServerCertVerifier;
-    use rustls::pki_types::{ServerName, UnixTime};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{PrivateKeyDer, ServerName, UnixTime};
     use std::os::unix::fs::PermissionsExt;
+    use time::OffsetDateTime;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -709,21 +401,9 @@ mod tests {
 
     #[test]
     fn rejects_bad_sans_and_too_many_groups() {
-        assert!(matches!(
-            requested_sans(&["bad name".into()]),
-            Err(Error::InvalidSan(_))
-        ));
-        assert!(matches!(
-            requested_sans(&["-x.example".into()]),
-            Err(Error::InvalidSan(_))
-        ));
-        let sans = requested_sans(&["[::]".into(), "node-1".into()]).unwrap();
-        assert!(sans.contains(&San::Dns("node-1".into())));
-        assert!(
-            !sans
-                .iter()
-                .any(|s| matches!(s, San::Ip(ip) if ip.is_unspecified()))
-        );
+        let dir = tempfile::tempdir().unwrap();
+        let err = Pki::load_or_create(dir.path(), &["bad name".into()]).unwrap_err();
+        assert!(matches!(err, Error::InvalidSan(_)), "{err}");
 
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::load_or_create(dir.path(), &[]).unwrap();
@@ -732,6 +412,31 @@ mod tests {
             pki.issue_client_cert("u", &groups),
             Err(Error::TooManyGroups(3))
         ));
+    }
+
+    #[test]
+    fn leaf_of_another_ca_is_reissued() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::load_or_create(dir.path(), &[]).unwrap();
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = Pki::load_or_create(other_dir.path(), &[]).unwrap();
+        // A serving certificate with the right SANs but from the wrong CA.
+        for file in ["server.crt", "server.key"] {
+            fs::copy(other.dir().join(file), pki.dir().join(file)).unwrap();
+        }
+        let reloaded = Pki::load_or_create(dir.path(), &[]).unwrap();
+        assert_eq!(reloaded.ca_cert_pem(), pki.ca_cert_pem());
+        assert_ne!(reloaded.server_cert_pem(), other.server_cert_pem());
+        let verifier = WebPkiServerVerifier::builder_with_provider(roots(&pki), provider())
+            .build()
+            .unwrap();
+        let cert = CertificateDer::from_pem_slice(reloaded.server_cert_pem().as_bytes()).unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        assert!(
+            verifier
+                .verify_server_cert(&cert, &[], &name, &[], UnixTime::now())
+                .is_ok()
+        );
     }
 
     #[test]
