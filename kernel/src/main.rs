@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use kerno_kernel::config::{Config, Overrides, StoreConfig, StoreKind};
 use kerno_kernel::server::{self, KernelOptions, StoreChoice};
 
 #[derive(Parser, Debug)]
@@ -29,68 +30,65 @@ enum Command {
     /// Start the all-in-one control plane (the kernel with the embedded store)
     /// and write an admin kubeconfig to DATA_DIR/kubeconfig.yaml.
     Up {
-        /// Directory for the store, certificates and kubeconfig; a second start
-        /// on the same directory keeps all data.
-        #[arg(long, default_value = "./kerno-data", env = "KERNO_DATA_DIR")]
-        data_dir: PathBuf,
-        /// Address of the API (REST and gRPC on one TLS port).
-        #[arg(long, default_value = "127.0.0.1:6443")]
-        listen: SocketAddr,
-        /// Cluster config file (YAML); command-line flags override it.
-        #[arg(long)]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        common: CommonArgs,
     },
     /// Run the kernel alone, over the embedded store or etcd.
     Kernel {
-        /// Directory for the embedded store, certificates and kubeconfig.
-        #[arg(long, default_value = "./kerno-data", env = "KERNO_DATA_DIR")]
-        data_dir: PathBuf,
-        /// Address of the API (REST and gRPC on one TLS port).
-        #[arg(long, default_value = "127.0.0.1:6443")]
-        listen: SocketAddr,
-        /// Store backend.
-        #[arg(long, value_enum, default_value_t = StoreKind::Embedded)]
-        store: StoreKind,
-        /// etcd client URLs, comma-separated (with --store etcd).
-        #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
-        etcd_endpoints: Vec<String>,
-        /// Extra DNS names or IPs for the serving certificate, comma-separated.
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Store backend [default: embedded, or the config file's].
+        #[arg(long, value_enum)]
+        store: Option<StoreKind>,
+        /// etcd client URLs, comma-separated; given alone they select the etcd store.
         #[arg(long, value_delimiter = ',')]
-        tls_san: Vec<String>,
+        etcd_endpoints: Vec<String>,
     },
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-enum StoreKind {
-    Embedded,
-    Etcd,
+#[derive(clap::Args, Debug)]
+struct CommonArgs {
+    /// Directory for the store, certificates and kubeconfig; a second start on
+    /// the same directory keeps all data [default: ./kerno-data].
+    #[arg(long, env = "KERNO_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address of the API, REST and gRPC on one TLS port; port 0 picks a free
+    /// one [default: 127.0.0.1:6443].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Cluster config file (YAML, see README); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Extra DNS names or IPs for the serving certificate, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    tls_san: Vec<String>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
-    let (opts, all_in_one) = match cli.command {
-        Command::Up { data_dir, listen, config } => {
-            let mut opts = KernelOptions {
-                data_dir,
-                listen,
-                store: StoreChoice::Embedded,
-                extra_sans: Vec::new(),
-            };
-            if let Some(path) = config {
-                let config = kerno_kernel::config::Config::load(&path)?;
-                config.apply_to(&mut opts);
-            }
-            (opts, true)
-        }
-        Command::Kernel { data_dir, listen, store, etcd_endpoints, tls_san } => {
-            let store = match store {
-                StoreKind::Embedded => StoreChoice::Embedded,
-                StoreKind::Etcd => StoreChoice::Etcd(etcd_endpoints),
-            };
-            (KernelOptions { data_dir, listen, store, extra_sans: tls_san }, false)
-        }
+    let (common, store, etcd_endpoints, all_in_one) = match cli.command {
+        Command::Up { common } => (common, Some(StoreKind::Embedded), Vec::new(), true),
+        Command::Kernel { common, store, etcd_endpoints } => (common, store, etcd_endpoints, false),
+    };
+    let overrides = Overrides {
+        data_dir: common.data_dir,
+        listen: common.listen,
+        store,
+        etcd_endpoints,
+    };
+    let config = Config::resolve(common.config.as_deref(), &overrides)?;
+    let mut extra_sans = config.kernel.tls_sans.clone();
+    extra_sans.extend(common.tls_san);
+    let opts = KernelOptions {
+        data_dir: config.data_dir.clone(),
+        listen: config.kernel.listen,
+        store: match &config.kernel.store {
+            StoreConfig::Embedded(_) => StoreChoice::Embedded,
+            StoreConfig::Etcd(etcd) => StoreChoice::Etcd(etcd.endpoints.clone()),
+        },
+        extra_sans,
     };
     let started = std::time::Instant::now();
     let kernel = server::start(opts.clone()).await.context("starting the kernel")?;

@@ -113,9 +113,9 @@ pub async fn start(opts: KernelOptions) -> Result<RunningKernel, StartError> {
     let pki = Arc::new(
         Pki::load_or_create(&opts.data_dir, &sans).map_err(|e| StartError::Tls(e.to_string()))?,
     );
-    let kubeconfig = opts.data_dir.join("kubeconfig.yaml");
-    crate::kubeconfig::write_admin_kubeconfig(&kubeconfig, addr, &pki)
-        .map_err(|e| StartError::Tls(e.to_string()))?;
+    let kubeconfig =
+        crate::kubeconfig::write_admin_kubeconfig(&opts.data_dir, &addr.to_string(), &pki)
+            .map_err(|e| StartError::Tls(e.to_string()))?;
     let tls = pki.server_config().map_err(|e| StartError::Tls(e.to_string()))?;
 
     let rest_state = Arc::new(RestState {
