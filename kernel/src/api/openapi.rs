@@ -65,7 +65,7 @@ impl OpenApiDocs {
     /// [`OpenApiCache`].
     pub fn build(registry: &Registry) -> Self {
         let types = registry.all();
-        let mut by_gv: BTreeMap<String, (String, String, Vec<Arc<ResourceType>>)> = BTreeMap::new();
+        let mut by_gv = ByGroupVersion::new();
         for rt in &types {
             by_gv
                 .entry(gv_path(&rt.group, &rt.version))
@@ -145,8 +145,14 @@ impl OpenApiDocs {
 /// addresses from being reused, so identity comparison is sound.
 #[derive(Default)]
 pub struct OpenApiCache {
-    state: Mutex<Option<(Vec<Arc<ResourceType>>, Arc<OpenApiDocs>)>>,
+    state: Mutex<Option<Snapshot>>,
 }
+
+/// The types the cached documents were built from, and the documents.
+type Snapshot = (Vec<Arc<ResourceType>>, Arc<OpenApiDocs>);
+
+/// Resource types of one group version, keyed by `api/v1` / `apis/<g>/<v>`.
+type ByGroupVersion = BTreeMap<String, (String, String, Vec<Arc<ResourceType>>)>;
 
 impl OpenApiCache {
     /// An empty cache.
@@ -431,7 +437,7 @@ fn group_version_doc(
 }
 
 /// The Swagger 2.0 document of every group version.
-fn swagger_doc(by_gv: &BTreeMap<String, (String, String, Vec<Arc<ResourceType>>)>) -> Value {
+fn swagger_doc(by_gv: &ByGroupVersion) -> Value {
     let mut definitions = Map::new();
     let mut paths = Map::new();
     for (_, _, types) in by_gv.values() {
