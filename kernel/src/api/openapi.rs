@@ -925,8 +925,15 @@ impl PathCtx<'_> {
                     "application/json-patch+json",
                     "application/merge-patch+json",
                 ];
-                // Custom resources have no strategic merge patch.
-                if self.builtin {
+                // Custom resources have no strategic merge patch. Built-ins
+                // accept it, but the v3 documents do not say so: kubectl 1.32
+                // computes a strategic merge patch from the v3 schema of any
+                // kind whose PATCH lists this media type, and k8s-openapi's
+                // schemas carry no `x-kubernetes-patch-merge-key`, so lists
+                // like `containers` would be diffed as atomic and removals
+                // lost. Unadvertised, kubectl falls back to its compiled-in
+                // patch metadata, which is complete.
+                if self.builtin && flavor == Flavor::V2 {
                     m.push("application/strategic-merge-patch+json");
                 }
                 m
@@ -1262,10 +1269,12 @@ mod tests {
                 .iter()
                 .any(|p| p["name"] == "fieldValidation")
         );
-        assert!(
-            item["patch"]["requestBody"]["content"]["application/strategic-merge-patch+json"]
-                .is_object()
-        );
+        let patch_media = item["patch"]["requestBody"]["content"]
+            .as_object()
+            .expect("patch media");
+        assert!(patch_media.contains_key("application/merge-patch+json"));
+        assert!(patch_media.contains_key("application/apply-patch+yaml"));
+        assert!(!patch_media.contains_key("application/strategic-merge-patch+json"));
         assert_eq!(
             item["patch"]["x-kubernetes-group-version-kind"]["group"],
             "apps"
@@ -1346,6 +1355,13 @@ mod tests {
         }
         let patch = &v2["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"]["patch"];
         assert_eq!(patch["parameters"][0]["in"], "body");
+        assert!(
+            patch["consumes"]
+                .as_array()
+                .expect("consumes")
+                .iter()
+                .any(|c| c == "application/strategic-merge-patch+json")
+        );
         assert!(
             patch["parameters"]
                 .as_array()
