@@ -85,45 +85,86 @@ fn accept(headers: &HeaderMap) -> &str {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default()
 }
 
-async fn api_versions(State(state): State<Arc<RestState>>, headers: HeaderMap) -> Response {
-    match discovery::negotiate(accept(&headers)) {
-        Some((content_type, Some(version))) => typed_json(
-            &content_type,
-            &discovery::aggregated(state.service.registry(), true, version),
-        ),
-        _ => json_response(StatusCode::OK, &discovery::api_versions()),
+fn accept_opt(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())
+}
+
+/// `/api` and `/apis`: the legacy documents or aggregated discovery, as the
+/// client's `Accept` asks.
+fn discovery_root(state: &RestState, headers: &HeaderMap, core: bool) -> Response {
+    let registry = state.service.registry();
+    let format = discovery::negotiate(accept_opt(headers));
+    match format.aggregated_version() {
+        Some(version) => {
+            typed_json(format.content_type(), &discovery::aggregated(registry, core, version))
+        }
+        None if core => {
+            let server = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            json_response(StatusCode::OK, &discovery::api_versions(server))
+        }
+        None => json_response(StatusCode::OK, &discovery::group_list(registry)),
     }
+}
+
+async fn api_versions(State(state): State<Arc<RestState>>, headers: HeaderMap) -> Response {
+    discovery_root(&state, &headers, true)
 }
 
 async fn api_groups(State(state): State<Arc<RestState>>, headers: HeaderMap) -> Response {
-    match discovery::negotiate(accept(&headers)) {
-        Some((content_type, Some(version))) => typed_json(
-            &content_type,
-            &discovery::aggregated(state.service.registry(), false, version),
-        ),
-        _ => json_response(StatusCode::OK, &discovery::group_list(state.service.registry())),
-    }
+    discovery_root(&state, &headers, false)
+}
+
+/// Builds (or fetches from cache) the OpenAPI documents off the runtime
+/// threads: a build walks every schema.
+async fn openapi_docs(state: &Arc<RestState>) -> Result<Arc<openapi::OpenApiDocs>, ApiError> {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || state.openapi.docs(state.service.registry()))
+        .await
+        .map_err(|e| ApiError::Internal(format!("building the OpenAPI documents: {e}")))
+}
+
+fn bytes_response(content_type: &'static str, body: bytes::Bytes) -> Response {
+    let mut response = Response::new(axum::body::Body::from(body));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
 }
 
 async fn openapi_v2(State(state): State<Arc<RestState>>, headers: HeaderMap) -> Response {
-    if accept(&headers).contains("protobuf") && !accept(&headers).contains("json") {
-        return error_response(ApiError::NotAcceptable(
-            "only application/json is served for /openapi/v2".into(),
-        ));
+    let docs = match openapi_docs(&state).await {
+        Ok(docs) => docs,
+        Err(e) => return error_response(e),
+    };
+    let wants = accept(&headers);
+    if wants.contains("protobuf") && !wants.contains("json") {
+        bytes_response(openapi::OPENAPI_V2_PROTOBUF, docs.v2_protobuf().clone())
+    } else {
+        bytes_response("application/json", docs.v2_json().clone())
     }
-    json_response(StatusCode::OK, &state.openapi.v2(state.service.registry()))
 }
 
 async fn openapi_v3_index(State(state): State<Arc<RestState>>) -> Response {
-    json_response(StatusCode::OK, &state.openapi.v3_index(state.service.registry()))
+    match openapi_docs(&state).await {
+        Ok(docs) => bytes_response("application/json", docs.index_json().clone()),
+        Err(e) => error_response(e),
+    }
 }
 
 async fn openapi_v3_doc(
     State(state): State<Arc<RestState>>,
     axum::extract::Path(path): axum::extract::Path<String>,
 ) -> Response {
-    match state.openapi.v3_document(state.service.registry(), &path) {
-        Some(doc) => json_response(StatusCode::OK, &doc),
+    let docs = match openapi_docs(&state).await {
+        Ok(docs) => docs,
+        Err(e) => return error_response(e),
+    };
+    match docs.group_version(&path) {
+        Some(doc) => {
+            let mut response = bytes_response("application/json", doc.json.clone());
+            if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", doc.hash)) {
+                response.headers_mut().insert(header::ETAG, etag);
+            }
+            response
+        }
         None => error_response(ApiError::NotFoundMessage(format!(
             "the server could not find the requested resource: /openapi/v3/{path}"
         ))),
