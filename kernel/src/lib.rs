@@ -1,4 +1,5 @@
 //! The kerno kernel: typed object store, watch fan-out, REST and gRPC APIs.
 pub mod error;
+pub mod patch;
 pub mod registry;
 pub mod store;
