@@ -187,7 +187,11 @@ pub fn apply(
         ));
     };
     for field in ["apiVersion", "kind"] {
-        if config.get(field).and_then(Value::as_str).is_none_or(str::is_empty) {
+        if config
+            .get(field)
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
             return Err(ApplyError::Invalid(format!(
                 "{field} must be set in the applied configuration"
             )));
@@ -209,9 +213,8 @@ pub fn apply(
             Scope::MainResource => {
                 map.shift_remove("status");
             }
-            Scope::Status => map.retain(|k, _| {
-                matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "status")
-            }),
+            Scope::Status => map
+                .retain(|k, _| matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "status")),
             Scope::All => {}
         }
         if fm.scope == Scope::Status
@@ -361,7 +364,10 @@ mod tests {
             api_version: "apps/v1",
             subresource: None,
             scope: Scope::MainResource,
-            now: Utc.with_ymd_and_hms(2026, 11, 22, 5, 0, 0).single().expect("valid time"),
+            now: Utc
+                .with_ymd_and_hms(2026, 11, 22, 5, 0, 0)
+                .single()
+                .expect("valid time"),
         }
     }
 
@@ -385,7 +391,8 @@ mod tests {
         v["metadata"]["uid"] = json!("u-1");
         v["metadata"]["resourceVersion"] = json!("7");
         v["metadata"]["creationTimestamp"] = json!("2026-11-22T04:00:00Z");
-        v["status"] = json!({"replicas": 1, "conditions": [{"type": "Available", "status": "True"}]});
+        v["status"] =
+            json!({"replicas": 1, "conditions": [{"type": "Available", "status": "True"}]});
         v
     }
 
@@ -425,10 +432,12 @@ mod tests {
     fn reapply_updates_and_removes_dropped_fields() {
         let mut c = config(2, "nginx:1.25");
         c["metadata"]["labels"]["tier"] = json!("front");
-        c["spec"]["template"]["spec"]["containers"][0]["env"] = json!([{"name": "A", "value": "1"}]);
+        c["spec"]["template"]["spec"]["containers"][0]["env"] =
+            json!([{"name": "A", "value": "1"}]);
         let live = stored(apply(None, &c, &fm("kubectl"), false).expect("applies"));
 
-        let out = apply(Some(&live), &config(2, "nginx:1.26"), &fm("kubectl"), false).expect("applies");
+        let out =
+            apply(Some(&live), &config(2, "nginx:1.26"), &fm("kubectl"), false).expect("applies");
         let container = &out["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(container["image"], "nginx:1.26");
         assert!(container.get("env").is_none(), "{container}");
@@ -441,12 +450,20 @@ mod tests {
 
     #[test]
     fn apply_conflicts_with_client_side_apply() {
-        let created = track_update(None, &config(1, "nginx:1.25"), &fm("kubectl-client-side-apply"))
-            .expect("tracks");
+        let created = track_update(
+            None,
+            &config(1, "nginx:1.25"),
+            &fm("kubectl-client-side-apply"),
+        )
+        .expect("tracks");
         let live = stored(created);
         let mf = entries(&live);
         assert_eq!(mf[0].operation, "Update");
-        assert!(mf[0].fields.to_fields_v1()["f:spec"].get("f:replicas").is_some());
+        assert!(
+            mf[0].fields.to_fields_v1()["f:spec"]
+                .get("f:replicas")
+                .is_some()
+        );
         // Status is not owned through the main resource.
         assert!(mf[0].fields.to_fields_v1().get("f:status").is_none());
 
@@ -473,18 +490,28 @@ mod tests {
             .expect("no conflict");
         let mf = entries(&shared);
         assert_eq!(mf.len(), 2);
-        assert!(mf.iter().all(|e| !e.fields.intersection(&FieldSet::from_fields_v1(
-            &json!({"f:spec": {"f:replicas": {}}})
-        ).expect("valid")).is_empty()));
+        assert!(mf.iter().all(|e| {
+            !e.fields
+                .intersection(
+                    &FieldSet::from_fields_v1(&json!({"f:spec": {"f:replicas": {}}}))
+                        .expect("valid"),
+                )
+                .is_empty()
+        }));
     }
 
     #[test]
     fn force_moves_ownership() {
         let live = stored(
-            track_update(None, &config(1, "nginx:1.25"), &fm("kubectl-client-side-apply"))
-                .expect("tracks"),
+            track_update(
+                None,
+                &config(1, "nginx:1.25"),
+                &fm("kubectl-client-side-apply"),
+            )
+            .expect("tracks"),
         );
-        let out = apply(Some(&live), &config(5, "nginx:1.26"), &fm("kubectl"), true).expect("forced");
+        let out =
+            apply(Some(&live), &config(5, "nginx:1.26"), &fm("kubectl"), true).expect("forced");
         assert_eq!(out["spec"]["replicas"], 5);
         let mf = entries(&out);
         let csa = mf
@@ -503,7 +530,8 @@ mod tests {
 
     #[test]
     fn fields_shared_with_others_survive_removal_from_config() {
-        let live = stored(apply(None, &config(2, "nginx:1.25"), &fm("kubectl"), false).expect("applies"));
+        let live =
+            stored(apply(None, &config(2, "nginx:1.25"), &fm("kubectl"), false).expect("applies"));
         // Another applier sets the same label value: shared ownership.
         let other = json!({"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "web", "labels": {"app": "web", "team": "a"}}});
@@ -511,47 +539,84 @@ mod tests {
         assert_eq!(live["metadata"]["labels"]["team"], "a");
 
         let mut c = config(2, "nginx:1.25");
-        c["metadata"].as_object_mut().expect("metadata").shift_remove("labels");
+        c["metadata"]
+            .as_object_mut()
+            .expect("metadata")
+            .shift_remove("labels");
         let out = apply(Some(&live), &c, &fm("kubectl"), false).expect("applies");
-        assert_eq!(out["metadata"]["labels"], json!({"app": "web", "team": "a"}));
+        assert_eq!(
+            out["metadata"]["labels"],
+            json!({"app": "web", "team": "a"})
+        );
     }
 
     #[test]
     fn scale_then_apply_conflicts_with_the_scaler() {
-        let live = stored(apply(None, &config(2, "nginx:1.25"), &fm("kubectl"), false).expect("applies"));
+        let live =
+            stored(apply(None, &config(2, "nginx:1.25"), &fm("kubectl"), false).expect("applies"));
         let mut scaled = live.clone();
         scaled["spec"]["replicas"] = json!(4);
         let mut scaler = fm("kubectl");
         scaler.subresource = Some("scale");
         let scaled = track_update(Some(&live), &scaled, &scaler).expect("tracks");
         let mf = entries(&scaled);
-        let applier = mf.iter().find(|e| e.operation == "Apply").expect("apply entry");
-        assert!(applier.fields.to_fields_v1()["f:spec"].get("f:replicas").is_none());
-        let update = mf.iter().find(|e| e.operation == "Update").expect("update entry");
+        let applier = mf
+            .iter()
+            .find(|e| e.operation == "Apply")
+            .expect("apply entry");
+        assert!(
+            applier.fields.to_fields_v1()["f:spec"]
+                .get("f:replicas")
+                .is_none()
+        );
+        let update = mf
+            .iter()
+            .find(|e| e.operation == "Update")
+            .expect("update entry");
         assert_eq!(update.subresource.as_deref(), Some("scale"));
-        assert_eq!(update.fields.to_fields_v1(), json!({"f:spec": {"f:replicas": {}}}));
+        assert_eq!(
+            update.fields.to_fields_v1(),
+            json!({"f:spec": {"f:replicas": {}}})
+        );
 
-        let err = apply(Some(&scaled), &config(2, "nginx:1.25"), &fm("kubectl"), false)
-            .expect_err("conflict");
-        assert!(err.to_string().contains("conflict with \"kubectl\" using apps/v1: .spec.replicas"), "{err}");
+        let err = apply(
+            Some(&scaled),
+            &config(2, "nginx:1.25"),
+            &fm("kubectl"),
+            false,
+        )
+        .expect_err("conflict");
+        assert!(
+            err.to_string()
+                .contains("conflict with \"kubectl\" using apps/v1: .spec.replicas"),
+            "{err}"
+        );
         // Leaving replicas out of the configuration avoids the conflict and
         // keeps the scaled value.
         let mut c = config(2, "nginx:1.25");
-        c["spec"].as_object_mut().expect("spec").shift_remove("replicas");
+        c["spec"]
+            .as_object_mut()
+            .expect("spec")
+            .shift_remove("replicas");
         let out = apply(Some(&scaled), &c, &fm("kubectl"), false).expect("applies");
         assert_eq!(out["spec"]["replicas"], 4);
     }
 
     #[test]
     fn track_update_moves_changed_fields() {
-        let live = stored(track_update(None, &config(1, "nginx:1.25"), &fm("kubectl-create")).expect("tracks"));
+        let live = stored(
+            track_update(None, &config(1, "nginx:1.25"), &fm("kubectl-create")).expect("tracks"),
+        );
         let mut edited = live.clone();
         edited["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.27");
         edited["metadata"]["labels"]["new"] = json!("x");
         let out = track_update(Some(&live), &edited, &fm("kubectl-edit")).expect("tracks");
         let mf = entries(&out);
         assert_eq!(mf.len(), 2);
-        let edit = mf.iter().find(|e| e.manager == "kubectl-edit").expect("edit entry");
+        let edit = mf
+            .iter()
+            .find(|e| e.manager == "kubectl-edit")
+            .expect("edit entry");
         assert_eq!(
             edit.fields.to_fields_v1(),
             json!({
@@ -559,11 +624,16 @@ mod tests {
                 "f:spec": {"f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {"f:image": {}}}}}}
             })
         );
-        let create = mf.iter().find(|e| e.manager == "kubectl-create").expect("create entry");
+        let create = mf
+            .iter()
+            .find(|e| e.manager == "kubectl-create")
+            .expect("create entry");
         let owned = create.fields.to_fields_v1();
-        assert!(owned["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"web\"}"]
-            .get("f:image")
-            .is_none());
+        assert!(
+            owned["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"web\"}"]
+                .get("f:image")
+                .is_none()
+        );
         assert!(owned["f:spec"].get("f:replicas").is_some());
 
         // A write that changes nothing leaves the entries alone.
@@ -587,7 +657,8 @@ mod tests {
 
     #[test]
     fn status_scope_owns_only_status() {
-        let live = stored(apply(None, &config(2, "nginx:1.25"), &fm("kubectl"), false).expect("applies"));
+        let live =
+            stored(apply(None, &config(2, "nginx:1.25"), &fm("kubectl"), false).expect("applies"));
         let mut status_fm = fm("kube-controller-manager");
         status_fm.subresource = Some("status");
         status_fm.scope = Scope::Status;
@@ -600,7 +671,10 @@ mod tests {
         assert_eq!(out["status"]["replicas"], 2);
         assert_eq!(out["status"]["conditions"][0]["status"], "False");
         let mf = entries(&out);
-        let ctrl = mf.iter().find(|e| e.manager == "kube-controller-manager").expect("entry");
+        let ctrl = mf
+            .iter()
+            .find(|e| e.manager == "kube-controller-manager")
+            .expect("entry");
         assert_eq!(
             ctrl.fields.to_fields_v1(),
             json!({"f:status": {"f:conditions": {"k:{\"type\":\"Available\"}": {".": {}, "f:status": {}, "f:type": {}}}, "f:replicas": {}}})
@@ -610,7 +684,10 @@ mod tests {
     #[test]
     fn rejects_malformed_configurations() {
         let m = fm("kubectl");
-        assert!(matches!(apply(None, &json!([]), &m, false), Err(ApplyError::Invalid(_))));
+        assert!(matches!(
+            apply(None, &json!([]), &m, false),
+            Err(ApplyError::Invalid(_))
+        ));
         let no_kind = json!({"apiVersion": "apps/v1", "metadata": {"name": "x"}});
         assert!(apply(None, &no_kind, &m, false).is_err());
         let mut with_mf = config(1, "x");
@@ -622,7 +699,10 @@ mod tests {
             .as_object_mut()
             .expect("container")
             .shift_remove("name");
-        assert!(matches!(apply(None, &no_name, &m, false), Err(ApplyError::Invalid(_))));
+        assert!(matches!(
+            apply(None, &no_name, &m, false),
+            Err(ApplyError::Invalid(_))
+        ));
     }
 
     #[test]
@@ -645,6 +725,9 @@ mod tests {
         let mut svc2 = svc.clone();
         svc2["spec"]["ports"] = json!([{"port": 80, "targetPort": 9090}]);
         let out = apply(Some(&live), &svc2, &svc_fm, false).expect("applies");
-        assert_eq!(out["spec"]["ports"], json!([{"port": 80, "targetPort": 9090, "protocol": "TCP"}]));
+        assert_eq!(
+            out["spec"]["ports"],
+            json!([{"port": 80, "targetPort": 9090, "protocol": "TCP"}])
+        );
     }
 }

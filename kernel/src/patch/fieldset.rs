@@ -86,8 +86,7 @@ impl FieldSet {
             if !["f:", "k:", "v:", "i:"].iter().any(|p| key.starts_with(p)) {
                 return Err(format!("unexpected path element {key:?} in fieldsV1"));
             }
-            set.children
-                .insert(key.clone(), FieldSet::parse(child)?);
+            set.children.insert(key.clone(), FieldSet::parse(child)?);
         }
         Ok(set)
     }
@@ -219,7 +218,10 @@ mod tests {
     fn set_algebra() {
         let a = set(json!({"f:spec": {"f:replicas": {}, "f:paused": {}}}));
         let b = set(json!({"f:spec": {"f:replicas": {}}, "f:metadata": {"f:labels": {"f:x": {}}}}));
-        assert_eq!(a.intersection(&b), set(json!({"f:spec": {"f:replicas": {}}})));
+        assert_eq!(
+            a.intersection(&b),
+            set(json!({"f:spec": {"f:replicas": {}}}))
+        );
         assert_eq!(a.difference(&b), set(json!({"f:spec": {"f:paused": {}}})));
         let u = a.union(&b);
         assert_eq!(u.paths().len(), 3);
@@ -236,9 +238,17 @@ mod tests {
     #[test]
     fn displays_paths_like_kubernetes() {
         let p = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(display_path(&p(&["f:spec", "f:replicas"])), ".spec.replicas");
         assert_eq!(
-            display_path(&p(&["f:spec", "f:containers", "k:{\"name\":\"web\"}", "f:image"])),
+            display_path(&p(&["f:spec", "f:replicas"])),
+            ".spec.replicas"
+        );
+        assert_eq!(
+            display_path(&p(&[
+                "f:spec",
+                "f:containers",
+                "k:{\"name\":\"web\"}",
+                "f:image"
+            ])),
             ".spec.containers[name=\"web\"].image"
         );
         assert_eq!(

@@ -44,7 +44,9 @@ mod tests {
         let out = json_patch(&deployment(), &patch).expect("patch applies");
         assert_eq!(out["spec"]["replicas"], 3);
         assert_eq!(out["metadata"]["labels"]["tier"], "front");
-        let containers = out["spec"]["template"]["spec"]["containers"].as_array().expect("list");
+        let containers = out["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .expect("list");
         assert_eq!(containers.len(), 2);
         assert_eq!(containers[1]["name"], "x");
     }
@@ -69,7 +71,10 @@ mod tests {
 
     #[test]
     fn malformed_patch_is_400() {
-        for patch in [json!({"op": "add"}), json!([{"op": "frobnicate", "path": "/a"}])] {
+        for patch in [
+            json!({"op": "add"}),
+            json!([{"op": "frobnicate", "path": "/a"}]),
+        ] {
             let err = json_patch(&deployment(), &patch).expect_err("malformed");
             assert_eq!(err.http_status(), 400, "{patch}");
         }

@@ -45,7 +45,9 @@ impl ManagedFieldsEntry {
         match object.pointer("/metadata/managedFields") {
             None | Some(Value::Null) => Ok(Vec::new()),
             Some(Value::Array(entries)) => entries.iter().map(Self::from_json).collect(),
-            Some(other) => Err(format!("metadata.managedFields must be a list, got {other}")),
+            Some(other) => Err(format!(
+                "metadata.managedFields must be a list, got {other}"
+            )),
         }
     }
 
@@ -54,7 +56,9 @@ impl ManagedFieldsEntry {
         if let Some(t) = text("fieldsType")
             && t != "FieldsV1"
         {
-            return Err(format!("unsupported fieldsType {t:?}, only FieldsV1 is supported"));
+            return Err(format!(
+                "unsupported fieldsType {t:?}, only FieldsV1 is supported"
+            ));
         }
         let fields = match v.get("fieldsV1") {
             None | Some(Value::Null) => FieldSet::new(),

@@ -121,7 +121,10 @@ impl Schema {
         for containers in ["containers", "initContainers", "ephemeralContainers"] {
             let at = join(prefix, &format!("spec.{containers}"));
             s = s
-                .lists(&join(prefix, "spec"), &[(containers, map("name", &[("name", None)]))])
+                .lists(
+                    &join(prefix, "spec"),
+                    &[(containers, map("name", &[("name", None)]))],
+                )
                 .lists(
                     &at,
                     &[
@@ -171,7 +174,10 @@ const BUILTIN_GROUPS: &[&str] = &[
     "resource.k8s.io",
 ];
 
-const fn map(merge_key: &'static str, keys: &'static [(&'static str, Option<&'static str>)]) -> ListKind {
+const fn map(
+    merge_key: &'static str,
+    keys: &'static [(&'static str, Option<&'static str>)],
+) -> ListKind {
     ListKind::Map { merge_key, keys }
 }
 
@@ -197,20 +203,21 @@ fn workload(template: &str) -> Schema {
 /// Schemas by `group/kind`.
 static SCHEMAS: LazyLock<HashMap<String, Schema>> = LazyLock::new(|| {
     let mut m = HashMap::new();
-    let pod = Schema::default()
-        .pod_spec("")
-        .conditions("status")
-        .lists(
-            "status",
-            &[
-                ("podIPs", map("ip", &[("ip", None)])),
-                ("hostIPs", map("ip", &[("ip", None)])),
-                ("resourceClaimStatuses", map("name", &[("name", None)])),
-            ],
-        );
+    let pod = Schema::default().pod_spec("").conditions("status").lists(
+        "status",
+        &[
+            ("podIPs", map("ip", &[("ip", None)])),
+            ("hostIPs", map("ip", &[("ip", None)])),
+            ("resourceClaimStatuses", map("name", &[("name", None)])),
+        ],
+    );
     m.insert("/Pod".to_string(), pod);
-    m.insert("/PodTemplate".to_string(), Schema::default().metadata("").pod_spec("template"));
-    m.insert("/ReplicationController".to_string(),
+    m.insert(
+        "/PodTemplate".to_string(),
+        Schema::default().metadata("").pod_spec("template"),
+    );
+    m.insert(
+        "/ReplicationController".to_string(),
         Schema::default()
             .metadata("")
             .pod_spec("spec.template")
@@ -221,14 +228,16 @@ static SCHEMAS: LazyLock<HashMap<String, Schema>> = LazyLock::new(|| {
         m.insert(format!("apps/{kind}"), workload("spec.template"));
     }
     m.insert("batch/Job".to_string(), workload("spec.template"));
-    m.insert("batch/CronJob".to_string(),
+    m.insert(
+        "batch/CronJob".to_string(),
         Schema::default()
             .metadata("")
             .metadata("spec.jobTemplate")
             .pod_spec("spec.jobTemplate.spec.template")
             .atomic("", &["spec.jobTemplate.spec.selector"]),
     );
-    m.insert("/Service".to_string(),
+    m.insert(
+        "/Service".to_string(),
         Schema::default()
             .metadata("")
             .lists(
@@ -241,22 +250,26 @@ static SCHEMAS: LazyLock<HashMap<String, Schema>> = LazyLock::new(|| {
             .atomic("", &["spec.selector"])
             .conditions("status"),
     );
-    m.insert("/Node".to_string(),
+    m.insert(
+        "/Node".to_string(),
         Schema::default()
             .metadata("")
             .lists("spec", &[("podCIDRs", ListKind::Set)])
             .conditions("status")
             .lists("status", &[("addresses", map("type", &[("type", None)]))]),
     );
-    m.insert("/ServiceAccount".to_string(),
+    m.insert(
+        "/ServiceAccount".to_string(),
         Schema::default()
             .metadata("")
             .lists("", &[("secrets", map("name", &[("name", None)]))]),
     );
-    m.insert("/Namespace".to_string(),
+    m.insert(
+        "/Namespace".to_string(),
         Schema::default().metadata("").conditions("status"),
     );
-    m.insert("/PersistentVolumeClaim".to_string(),
+    m.insert(
+        "/PersistentVolumeClaim".to_string(),
         Schema::default().metadata("").conditions("status"),
     );
     m
@@ -280,9 +293,15 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert_eq!(s.list_kind("spec.template.spec.tolerations"), &ListKind::Atomic);
+        assert_eq!(
+            s.list_kind("spec.template.spec.tolerations"),
+            &ListKind::Atomic
+        );
         assert_eq!(s.list_kind("metadata.finalizers"), &ListKind::Set);
-        assert_eq!(s.list_kind("spec.template.metadata.finalizers"), &ListKind::Set);
+        assert_eq!(
+            s.list_kind("spec.template.metadata.finalizers"),
+            &ListKind::Set
+        );
         assert!(s.is_atomic_map("spec.selector"));
         assert!(!s.is_atomic_map("metadata.labels"));
     }
@@ -310,7 +329,10 @@ mod tests {
         assert!(Schema::builtin("example.com", "Widget").is_none());
         // A built-in group's kind without special lists still knows metadata.
         let cm = Schema::builtin("", "ConfigMap").expect("built-in group");
-        assert_eq!(cm.list_kind("metadata.ownerReferences"), &map("uid", &[("uid", None)]));
+        assert_eq!(
+            cm.list_kind("metadata.ownerReferences"),
+            &map("uid", &[("uid", None)])
+        );
         assert_eq!(Schema::generic().list_kind("spec.items"), &ListKind::Atomic);
     }
 }

@@ -167,7 +167,9 @@ fn reorder(list: &mut [Value], order: &[Value], merge_key: Option<&str>) {
 /// Sorts the elements that have a rank by it, within the slots they occupy;
 /// elements without a rank stay where they are.
 pub(super) fn reorder_slots<T: Clone>(list: &mut [T], rank: impl Fn(&T) -> Option<usize>) {
-    let slots: Vec<usize> = (0..list.len()).filter(|&i| rank(&list[i]).is_some()).collect();
+    let slots: Vec<usize> = (0..list.len())
+        .filter(|&i| rank(&list[i]).is_some())
+        .collect();
     let mut ordered: Vec<T> = slots.iter().map(|&i| list[i].clone()).collect();
     ordered.sort_by_key(|item| rank(item));
     for (slot, item) in slots.into_iter().zip(ordered) {
@@ -345,7 +347,10 @@ mod tests {
         });
         let out = strategic_merge(&deployment(), &patch, deployment_schema()).expect("applies");
         assert_eq!(out["spec"]["replicas"], 3);
-        assert_eq!(containers(&out)[0]["env"], json!([{"name": "A", "value": "1"}]));
+        assert_eq!(
+            containers(&out)[0]["env"],
+            json!([{"name": "A", "value": "1"}])
+        );
     }
 
     #[test]
@@ -428,7 +433,10 @@ mod tests {
             {"name": "only", "image": "x"}
         ]}}}});
         let out = strategic_merge(&deployment(), &patch, deployment_schema()).expect("applies");
-        assert_eq!(containers(&out), &vec![json!({"name": "only", "image": "x"})]);
+        assert_eq!(
+            containers(&out),
+            &vec![json!({"name": "only", "image": "x"})]
+        );
 
         let patch = json!({"metadata": {"labels": {"$patch": "replace", "new": "1"}}});
         let out = strategic_merge(&deployment(), &patch, deployment_schema()).expect("applies");
@@ -477,12 +485,19 @@ mod tests {
         let schema = deployment_schema();
         let missing_key = json!({"spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}});
         let err = strategic_merge(&deployment(), &missing_key, schema).expect_err("no merge key");
-        assert!(err.to_string().contains("does not contain declared merge key: name"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("does not contain declared merge key: name"),
+            "{err}"
+        );
         assert_eq!(err.http_status(), 400);
 
         let bad = json!({"metadata": {"labels": {"$patch": "explode"}}});
         let err = strategic_merge(&deployment(), &bad, schema).expect_err("bad directive");
-        assert!(err.to_string().starts_with("unknown patch type: explode"), "{err}");
+        assert!(
+            err.to_string().starts_with("unknown patch type: explode"),
+            "{err}"
+        );
 
         let not_object = json!("x");
         assert!(strategic_merge(&deployment(), &not_object, schema).is_err());

@@ -173,7 +173,12 @@ pub(super) fn diff(
 /// Server-side apply's merge of an applied configuration into the live
 /// object: granular maps merge, keyed lists merge by key, sets union,
 /// everything else is replaced; `null` in the configuration removes.
-pub(super) fn merge(live: &Value, config: &Value, schema: &Schema, path: &str) -> Result<Value, String> {
+pub(super) fn merge(
+    live: &Value,
+    config: &Value,
+    schema: &Schema,
+    path: &str,
+) -> Result<Value, String> {
     match (live, config) {
         (_, Value::Object(_)) if schema.is_atomic_map(path) => Ok(config.clone()),
         (Value::Object(l), Value::Object(c)) => {
@@ -228,7 +233,12 @@ pub(super) fn merge(live: &Value, config: &Value, schema: &Schema, path: &str) -
         }
         (_, Value::Object(c)) => {
             // A new map: drop the configuration's nulls.
-            merge(&Value::Object(Map::new()), &Value::Object(c.clone()), schema, path)
+            merge(
+                &Value::Object(Map::new()),
+                &Value::Object(c.clone()),
+                schema,
+                path,
+            )
         }
         (_, c) => Ok(c.clone()),
     }
