@@ -410,6 +410,20 @@ mod tests {
     }
 
     #[test]
+    fn retain_keys_in_list_element_switches_volume_source() {
+        // kubectl apply after changing a volume from emptyDir to configMap.
+        let patch = json!({"spec": {"template": {"spec": {
+            "$setElementOrder/volumes": [{"name": "data"}],
+            "volumes": [{"$retainKeys": ["configMap", "name"], "configMap": {"name": "cfg"}, "name": "data"}]
+        }}}});
+        let out = strategic_merge(&deployment(), &patch, deployment_schema()).expect("applies");
+        assert_eq!(
+            out["spec"]["template"]["spec"]["volumes"],
+            json!([{"name": "data", "configMap": {"name": "cfg"}}])
+        );
+    }
+
+    #[test]
     fn primitive_list_merge_and_delete() {
         let patch = json!({"metadata": {
             "finalizers": ["b/two", "a/one"],
