@@ -18,7 +18,6 @@ impl Service {
     ) -> Result<Value> {
         let doc: Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("error decoding patch: {e}")))?;
-        let target = t.error_target();
         self.update_scale(t, opts, |scale| {
             let patched = match patch_type {
                 PatchType::Json => patch::json_patch(scale, &doc),
@@ -26,7 +25,7 @@ impl Service {
                     patch::merge_patch(scale, &doc)
                 }
             };
-            patched.map_err(|e| e.into_api_error(target.clone()))
+            patched.map_err(|e| super::write::patch_error(t, e))
         })
         .await
     }

@@ -40,7 +40,19 @@ const MAX_RETRIES: usize = 16;
 
 impl Service {
     /// Creates an object.
-    pub async fn create(&self, t: &Target, mut obj: Value, opts: &WriteOptions) -> Result<WriteResult> {
+    pub async fn create(&self, t: &Target, obj: Value, opts: &WriteOptions) -> Result<WriteResult> {
+        self.create_object(t, obj, opts, false).await
+    }
+
+    /// Creates an object; `applied` when server-side apply already recorded
+    /// its field ownership.
+    async fn create_object(
+        &self,
+        t: &Target,
+        mut obj: Value,
+        opts: &WriteOptions,
+        applied: bool,
+    ) -> Result<WriteResult> {
         let rt = t.rt.clone();
         meta::check_type(&rt, &obj)?;
         let warnings = self.check_fields(&rt, &obj, opts.field_validation)?;
@@ -67,8 +79,9 @@ impl Service {
             self.prepare_crd(&mut obj)?;
         }
         self.validate(t, &obj, None)?;
-        patch::track_update(None, &mut obj, manager(opts), &rt.api_version())
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        if !applied {
+            obj = track_ownership(&rt, None, obj, opts, Part::Main);
+        }
         if opts.dry_run {
             return Ok(WriteResult { object: obj, warnings, created: true });
         }
@@ -115,7 +128,7 @@ impl Service {
             });
         }
         let object = self
-            .modify(t, part, opts, explicit_rv, |_current| Ok(obj.clone()))
+            .modify(t, part, opts, explicit_rv, true, |_current| Ok(obj.clone()))
             .await?;
         Ok(WriteResult { object, warnings, created: false })
     }
@@ -144,9 +157,11 @@ impl Service {
             }
             match self.get(t).await {
                 Err(ApiError::NotFound(_)) if part == Part::Main => {
-                    let applied = patch::apply(None, &patch_doc, &opts.field_manager, opts.force)
-                        .map_err(|e| patch_error(t, e))?;
-                    return self.create(t, applied, opts).await;
+                    let api_version = t.rt.api_version();
+                    let fm = field_manager(&t.rt, &opts.field_manager, &api_version, part);
+                    let applied = patch::apply(None, &patch_doc, &fm, opts.force)
+                        .map_err(|e| apply_error(t, e))?;
+                    return self.create_object(t, applied, opts, true).await;
                 }
                 Err(e) => return Err(e),
                 Ok(_) => {}
@@ -158,17 +173,38 @@ impl Service {
         };
         let rt = t.rt.clone();
         let explicit_rv = meta::resource_version(&patch_doc).ok().flatten();
+        let api_version = rt.api_version();
+        let track = patch_type != PatchType::Apply;
         let object = self
-            .modify(t, part, opts, explicit_rv, |current| {
-                let patched = match patch_type {
-                    PatchType::Json => patch::json_patch(current, &patch_doc),
-                    PatchType::Merge => patch::merge_patch(current, &patch_doc),
-                    PatchType::Strategic => patch::strategic_merge_patch(current, &patch_doc, &rt.group, &rt.kind),
-                    PatchType::Apply => {
-                        patch::apply(Some(current), &patch_doc, &opts.field_manager, opts.force)
+            .modify(t, part, opts, explicit_rv, track, |current| match patch_type {
+                PatchType::Json => patch::json_patch(current, &patch_doc).map_err(|e| patch_error(t, e)),
+                PatchType::Merge => patch::merge_patch(current, &patch_doc).map_err(|e| patch_error(t, e)),
+                PatchType::Strategic => {
+                    let schema = patch::Schema::builtin(&rt.group, &rt.kind).ok_or_else(|| {
+                        ApiError::UnsupportedMediaType(format!(
+                            "the body of the request was in an unknown format - strategic merge patch is not supported for {}; use application/merge-patch+json, application/json-patch+json or application/apply-patch+yaml",
+                            rt.plural
+                        ))
+                    })?;
+                    patch::strategic_merge(current, &patch_doc, schema).map_err(|e| patch_error(t, e))
+                }
+                PatchType::Apply => {
+                    let fm = field_manager(&rt, &opts.field_manager, &api_version, part);
+                    // Apply owns the main resource's fields, never status.
+                    let mut applied =
+                        patch::apply(Some(current), &patch_doc, &fm, opts.force).map_err(|e| apply_error(t, e))?;
+                    if part == Part::Main && rt.status_subresource {
+                        match current.get("status") {
+                            Some(status) => applied["status"] = status.clone(),
+                            None => {
+                                if let Some(m) = applied.as_object_mut() {
+                                    m.remove("status");
+                                }
+                            }
+                        }
                     }
-                };
-                patched.map_err(|e| patch_error(t, e))
+                    Ok(applied)
+                }
             })
             .await?;
         Ok(WriteResult { object, warnings, created: false })
@@ -193,7 +229,7 @@ impl Service {
             ApiError::NotFoundMessage(format!("{} has no scale subresource", rt.plural))
         })?;
         let object = self
-            .modify(t, Part::Main, opts, None, |current| {
+            .modify(t, Part::Main, opts, None, true, |current| {
                 let scale = change(&to_scale(&rt, current)?)?;
                 let replicas = scale
                     .pointer("/spec/replicas")
@@ -227,6 +263,7 @@ impl Service {
         part: Part,
         opts: &WriteOptions,
         explicit_rv: Option<i64>,
+        track: bool,
         mut change: impl FnMut(&Value) -> Result<Value>,
     ) -> Result<Value> {
         let rt = t.rt.clone();
@@ -257,8 +294,9 @@ impl Service {
             if rt.group == "apiextensions.k8s.io" && rt.kind == "CustomResourceDefinition" {
                 self.prepare_crd(&mut next)?;
             }
-            patch::track_update(Some(&current), &mut next, manager(opts), &rt.api_version())
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            if track {
+                next = track_ownership(&rt, Some(&current), next, opts, part);
+            }
             if opts.dry_run {
                 return Ok(next);
             }
@@ -545,6 +583,47 @@ fn manager(opts: &WriteOptions) -> &str {
     if opts.field_manager.is_empty() { "unknown" } else { &opts.field_manager }
 }
 
+/// The field manager of a write: the type's merge rules, and which part of
+/// the object the write owns.
+fn field_manager<'a>(
+    rt: &ResourceType,
+    manager: &'a str,
+    api_version: &'a str,
+    part: Part,
+) -> patch::FieldManager<'a> {
+    let schema = patch::Schema::builtin(&rt.group, &rt.kind).unwrap_or_else(patch::Schema::generic);
+    let (scope, subresource) = match (part, rt.status_subresource) {
+        (Part::Status, _) => (patch::Scope::Status, Some("status")),
+        (Part::Main, true) => (patch::Scope::MainResource, None),
+        (Part::Main, false) => (patch::Scope::All, None),
+    };
+    patch::FieldManager { schema, manager, api_version, subresource, scope, now: chrono::Utc::now() }
+}
+
+/// Records in `managedFields` what an ordinary write changed. Like
+/// Kubernetes, a failure to track (an object the schema cannot key) is
+/// logged and the write goes on untracked.
+fn track_ownership(rt: &ResourceType, old: Option<&Value>, new: Value, opts: &WriteOptions, part: Part) -> Value {
+    let api_version = rt.api_version();
+    let fm = field_manager(rt, manager(opts), &api_version, part);
+    match patch::track_update(old, &new, &fm) {
+        Ok(tracked) => tracked,
+        Err(e) => {
+            tracing::debug!(error = %e, "field ownership not tracked");
+            new
+        }
+    }
+}
+
+fn apply_error(t: &Target, err: patch::ApplyError) -> ApiError {
+    match err {
+        patch::ApplyError::Conflicts(_) => {
+            ApiError::ApplyConflict { target: t.error_target(), causes: err.field_errors() }
+        }
+        patch::ApplyError::Invalid(message) => ApiError::BadRequest(message),
+    }
+}
+
 fn unknown_fields(unknown: Vec<String>, mode: FieldValidation) -> Result<Vec<String>> {
     if unknown.is_empty() || mode == FieldValidation::Ignore {
         return Ok(Vec::new());
@@ -609,8 +688,21 @@ fn parse_patch_body(patch_type: PatchType, body: &[u8]) -> Result<Value> {
     Ok(value)
 }
 
-fn patch_error(t: &Target, err: patch::Error) -> ApiError {
-    err.into_api_error(t.error_target())
+/// Maps a patch that cannot be applied: 422 when the patch is well formed
+/// but does not fit the object (a failed JSON patch operation), 400 otherwise.
+pub(super) fn patch_error(t: &Target, err: patch::PatchError) -> ApiError {
+    if err.http_status() == 422 {
+        ApiError::Invalid {
+            target: t.error_target(),
+            causes: vec![crate::error::FieldError {
+                reason: "FieldValueInvalid",
+                field: String::new(),
+                message: err.to_string(),
+            }],
+        }
+    } else {
+        ApiError::BadRequest(err.to_string())
+    }
 }
 
 fn check_preconditions(t: &Target, current: &Value, opts: &DeleteOptions) -> Result<()> {
