@@ -9,7 +9,7 @@ use super::validation::{
 };
 use crate::error::FieldError;
 
-fn arr<'a>(v: Option<&'a Value>) -> &'a [Value] {
+fn arr(v: Option<&Value>) -> &[Value] {
     v.and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or(&[])
