@@ -264,3 +264,17 @@ impl Registry {
             .collect()
     }
 }
+
+pub mod builtin;
+pub mod crd;
+pub mod defaults;
+pub mod fields;
+pub mod jsonpath;
+pub mod plugin;
+pub mod pod_table;
+pub mod rules;
+pub mod schema;
+pub mod tables;
+pub mod tables_apps;
+pub mod typed;
+pub mod validation;

@@ -1,0 +1,789 @@
+//! Type-specific validation of built-in types, with Kubernetes' messages.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde_json::{Value, json};
+
+use super::validation::{
+    config_map_key, dns1123_label, invalid_all, invalid_raw, validate_annotations, validate_labels,
+};
+use crate::error::FieldError;
+
+fn arr(v: Option<&Value>) -> &[Value] {
+    v.and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+fn port_range(field: &str, value: &Value, allow_zero: bool, errs: &mut Vec<FieldError>) {
+    let Some(n) = value.as_i64() else { return };
+    if (allow_zero && n == 0) || (1..=65535).contains(&n) {
+        return;
+    }
+    errs.push(FieldError::invalid(
+        field,
+        value,
+        "must be between 1 and 65535, inclusive",
+    ));
+}
+
+fn non_negative(obj: &Value, pointer: &str, field: &str, errs: &mut Vec<FieldError>) {
+    if let Some(v) = obj.pointer(pointer)
+        && v.as_i64().is_some_and(|n| n < 0)
+    {
+        errs.push(FieldError::invalid(
+            field,
+            v,
+            "must be greater than or equal to 0",
+        ));
+    }
+}
+
+fn one_of(v: &Value, key: &str, field: &str, allowed: &[&str], errs: &mut Vec<FieldError>) {
+    if let Some(val) = v.get(key).filter(|x| !x.is_null())
+        && !val.as_str().is_some_and(|x| allowed.contains(&x))
+    {
+        errs.push(FieldError::not_supported(field, val, allowed));
+    }
+}
+
+fn validate_containers(
+    spec: &Value,
+    base: &str,
+    names: &mut HashSet<String>,
+    key: &str,
+) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    for (i, c) in arr(spec.get(key)).iter().enumerate() {
+        let path = format!("{base}.{key}[{i}]");
+        let name = s(c, "name");
+        if name.is_empty() {
+            errs.push(FieldError::required(format!("{path}.name")));
+        } else {
+            errs.extend(invalid_all(
+                &format!("{path}.name"),
+                name,
+                dns1123_label(name),
+            ));
+            if !names.insert(name.to_owned()) {
+                errs.push(FieldError::duplicate(format!("{path}.name"), &json!(name)));
+            }
+        }
+        if s(c, "image").trim().is_empty() {
+            errs.push(FieldError::required(format!("{path}.image")));
+        }
+        one_of(
+            c,
+            "imagePullPolicy",
+            &format!("{path}.imagePullPolicy"),
+            &["Always", "IfNotPresent", "Never"],
+            &mut errs,
+        );
+        for (j, p) in arr(c.get("ports")).iter().enumerate() {
+            let pp = format!("{path}.ports[{j}]");
+            match p.get("containerPort") {
+                None | Some(Value::Null) => {
+                    errs.push(FieldError::required(format!("{pp}.containerPort")))
+                }
+                Some(v) if v.as_i64() == Some(0) => {
+                    errs.push(FieldError::required(format!("{pp}.containerPort")))
+                }
+                Some(v) => port_range(&format!("{pp}.containerPort"), v, false, &mut errs),
+            }
+            if let Some(v) = p.get("hostPort") {
+                port_range(&format!("{pp}.hostPort"), v, true, &mut errs);
+            }
+            one_of(
+                p,
+                "protocol",
+                &format!("{pp}.protocol"),
+                &["SCTP", "TCP", "UDP"],
+                &mut errs,
+            );
+        }
+    }
+    errs
+}
+
+/// Validates a pod spec at `base` (`spec` or `spec.template.spec`).
+pub fn validate_pod_spec(spec: Option<&Value>, base: &str) -> Vec<FieldError> {
+    let spec = spec.cloned().unwrap_or(Value::Null);
+    let mut errs = Vec::new();
+    if arr(spec.get("containers")).is_empty() {
+        errs.push(FieldError::required(format!("{base}.containers")));
+    }
+    let mut names = HashSet::new();
+    errs.extend(validate_containers(&spec, base, &mut names, "containers"));
+    errs.extend(validate_containers(
+        &spec,
+        base,
+        &mut names,
+        "initContainers",
+    ));
+    one_of(
+        &spec,
+        "restartPolicy",
+        &format!("{base}.restartPolicy"),
+        &["Always", "OnFailure", "Never"],
+        &mut errs,
+    );
+    one_of(
+        &spec,
+        "dnsPolicy",
+        &format!("{base}.dnsPolicy"),
+        &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"],
+        &mut errs,
+    );
+    if let Some(v) = spec.get("terminationGracePeriodSeconds")
+        && v.as_i64().is_some_and(|n| n < 0)
+    {
+        errs.push(FieldError::invalid(
+            format!("{base}.terminationGracePeriodSeconds"),
+            v,
+            "must be greater than or equal to 0",
+        ));
+    }
+    errs
+}
+
+/// Pod validation.
+pub fn pod(obj: &Value, _old: Option<&Value>) -> Vec<FieldError> {
+    validate_pod_spec(obj.get("spec"), "spec")
+}
+
+/// Go's `%#v` of a `map[string]string`, as Kubernetes prints label maps.
+pub fn go_string_map(v: Option<&Value>) -> String {
+    match v.and_then(Value::as_object) {
+        None => "map[string]string(nil)".to_owned(),
+        Some(m) => {
+            let sorted: BTreeMap<&String, &Value> = m.iter().collect();
+            let items: Vec<String> = sorted
+                .iter()
+                .map(|(k, v)| format!("{k:?}:{:?}", v.as_str().unwrap_or("")))
+                .collect();
+            format!("map[string]string{{{}}}", items.join(", "))
+        }
+    }
+}
+
+/// Go's `%#v` of a `metav1.LabelSelector` (match expressions summarized).
+pub fn go_label_selector(sel: &Value) -> String {
+    let exprs = match sel.get("matchExpressions").and_then(Value::as_array) {
+        Some(e) if !e.is_empty() => format!("[]v1.LabelSelectorRequirement{{ /* {} */ }}", e.len()),
+        _ => "[]v1.LabelSelectorRequirement(nil)".to_owned(),
+    };
+    format!(
+        "v1.LabelSelector{{MatchLabels:{}, MatchExpressions:{exprs}}}",
+        go_string_map(sel.get("matchLabels"))
+    )
+}
+
+/// Whether a label selector (matchLabels and matchExpressions) selects `labels`.
+pub fn selector_matches(sel: &Value, labels: Option<&Value>) -> bool {
+    let empty = serde_json::Map::new();
+    let labels = labels.and_then(Value::as_object).unwrap_or(&empty);
+    let label = |k: &str| labels.get(k).and_then(Value::as_str);
+    if let Some(ml) = sel.get("matchLabels").and_then(Value::as_object) {
+        for (k, v) in ml {
+            if label(k) != v.as_str() {
+                return false;
+            }
+        }
+    }
+    for e in arr(sel.get("matchExpressions")) {
+        let key = s(e, "key");
+        let values: Vec<&str> = arr(e.get("values"))
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let ok = match s(e, "operator") {
+            "In" => label(key).is_some_and(|v| values.contains(&v)),
+            "NotIn" => label(key).is_none_or(|v| !values.contains(&v)),
+            "Exists" => label(key).is_some(),
+            "DoesNotExist" => label(key).is_none(),
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+fn selector_is_empty(sel: &Value) -> bool {
+    sel.get("matchLabels")
+        .and_then(Value::as_object)
+        .is_none_or(|m| m.is_empty())
+        && arr(sel.get("matchExpressions")).is_empty()
+}
+
+/// Selector and template checks shared by workload controllers. `kind` is
+/// the lower-case word Kubernetes uses in "empty selector is invalid for …".
+fn validate_selector_template(
+    obj: &Value,
+    old: Option<&Value>,
+    spec_ptr: &str,
+    base: &str,
+    kind: &str,
+    restart: &[&str],
+) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let spec = obj.pointer(spec_ptr).cloned().unwrap_or(Value::Null);
+    let template = spec.get("template").cloned().unwrap_or(Value::Null);
+    let tlabels = template.pointer("/metadata/labels");
+    match spec.get("selector").filter(|v| !v.is_null()) {
+        None => errs.push(FieldError::required(format!("{base}.selector"))),
+        Some(sel) if selector_is_empty(sel) => errs.push(invalid_raw(
+            &format!("{base}.selector"),
+            &go_label_selector(sel),
+            &format!("empty selector is invalid for {kind}"),
+        )),
+        Some(sel) => {
+            if !selector_matches(sel, tlabels) {
+                errs.push(invalid_raw(
+                    &format!("{base}.template.metadata.labels"),
+                    &go_string_map(tlabels),
+                    "`selector` does not match template `labels`",
+                ));
+            }
+            if let Some(old_sel) = old.and_then(|o| o.pointer(&format!("{spec_ptr}/selector")))
+                && old_sel != sel
+            {
+                errs.push(invalid_raw(
+                    &format!("{base}.selector"),
+                    &go_label_selector(sel),
+                    "field is immutable",
+                ));
+            }
+        }
+    }
+    errs.extend(validate_labels(
+        tlabels,
+        &format!("{base}.template.metadata.labels"),
+    ));
+    errs.extend(validate_annotations(
+        template.pointer("/metadata/annotations"),
+        &format!("{base}.template.metadata.annotations"),
+    ));
+    let pod_spec = template.get("spec");
+    let tbase = format!("{base}.template.spec");
+    errs.extend(validate_pod_spec(pod_spec, &tbase));
+    if let Some(rp) = pod_spec.and_then(|p| p.get("restartPolicy"))
+        && !rp.as_str().is_some_and(|r| restart.contains(&r))
+        && rp
+            .as_str()
+            .is_some_and(|r| ["Always", "OnFailure", "Never"].contains(&r))
+    {
+        errs.push(FieldError::not_supported(
+            format!("{tbase}.restartPolicy"),
+            rp,
+            restart,
+        ));
+    }
+    errs
+}
+
+/// Deployment validation.
+pub fn deployment(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    non_negative(obj, "/spec/replicas", "spec.replicas", &mut errs);
+    errs.extend(validate_selector_template(
+        obj,
+        old,
+        "/spec",
+        "spec",
+        "deployment",
+        &["Always"],
+    ));
+    if let Some(st) = obj.pointer("/spec/strategy") {
+        one_of(
+            st,
+            "type",
+            "spec.strategy.type",
+            &["Recreate", "RollingUpdate"],
+            &mut errs,
+        );
+        if s(st, "type") == "Recreate" && st.get("rollingUpdate").is_some_and(|v| !v.is_null()) {
+            errs.push(FieldError::forbidden(
+                "spec.strategy.rollingUpdate",
+                "may not be specified when strategy `type` is 'Recreate'",
+            ));
+        }
+    }
+    non_negative(
+        obj,
+        "/spec/revisionHistoryLimit",
+        "spec.revisionHistoryLimit",
+        &mut errs,
+    );
+    errs
+}
+
+/// ReplicaSet validation.
+pub fn replicaset(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    non_negative(obj, "/spec/replicas", "spec.replicas", &mut errs);
+    errs.extend(validate_selector_template(
+        obj,
+        old,
+        "/spec",
+        "spec",
+        "replicaset",
+        &["Always"],
+    ));
+    errs
+}
+
+/// StatefulSet validation.
+pub fn statefulset(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    non_negative(obj, "/spec/replicas", "spec.replicas", &mut errs);
+    if let Some(spec) = obj.get("spec") {
+        one_of(
+            spec,
+            "podManagementPolicy",
+            "spec.podManagementPolicy",
+            &["OrderedReady", "Parallel"],
+            &mut errs,
+        );
+    }
+    errs.extend(validate_selector_template(
+        obj,
+        old,
+        "/spec",
+        "spec",
+        "statefulset",
+        &["Always"],
+    ));
+    errs
+}
+
+/// DaemonSet validation.
+pub fn daemonset(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
+    validate_selector_template(obj, old, "/spec", "spec", "daemonset", &["Always"])
+}
+
+fn job_spec(obj: &Value, old: Option<&Value>, ptr: &str, base: &str) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    for f in [
+        "parallelism",
+        "completions",
+        "backoffLimit",
+        "activeDeadlineSeconds",
+    ] {
+        non_negative(
+            obj,
+            &format!("{ptr}/{f}"),
+            &format!("{base}.{f}"),
+            &mut errs,
+        );
+    }
+    let spec = obj.pointer(ptr).cloned().unwrap_or(Value::Null);
+    let rp = spec
+        .pointer("/template/spec/restartPolicy")
+        .cloned()
+        .unwrap_or(json!(""));
+    if !rp
+        .as_str()
+        .is_some_and(|r| r == "OnFailure" || r == "Never")
+    {
+        errs.push(FieldError::not_supported(
+            format!("{base}.template.spec.restartPolicy"),
+            &rp,
+            &["OnFailure", "Never"],
+        ));
+    }
+    if spec.get("selector").is_some_and(|v| !v.is_null()) {
+        errs.extend(validate_selector_template(
+            obj,
+            old,
+            ptr,
+            base,
+            "job",
+            &["OnFailure", "Never"],
+        ));
+    } else {
+        // A job template's selector is generated on create; only check the pod spec.
+        errs.extend(validate_pod_spec(
+            spec.pointer("/template/spec"),
+            &format!("{base}.template.spec"),
+        ));
+    }
+    errs
+}
+
+/// Job validation.
+pub fn job(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
+    job_spec(obj, old, "/spec", "spec")
+}
+
+/// CronJob validation.
+pub fn cronjob(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
+    if s(&spec, "schedule").is_empty() {
+        errs.push(FieldError::required("spec.schedule"));
+    }
+    one_of(
+        &spec,
+        "concurrencyPolicy",
+        "spec.concurrencyPolicy",
+        &["Allow", "Forbid", "Replace"],
+        &mut errs,
+    );
+    errs.extend(job_spec(
+        obj,
+        old,
+        "/spec/jobTemplate/spec",
+        "spec.jobTemplate.spec",
+    ));
+    errs
+}
+
+/// Service validation.
+pub fn service(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
+    let ty = spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP");
+    one_of(
+        &spec,
+        "type",
+        "spec.type",
+        &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"],
+        &mut errs,
+    );
+    one_of(
+        &spec,
+        "sessionAffinity",
+        "spec.sessionAffinity",
+        &["ClientIP", "None"],
+        &mut errs,
+    );
+    let headless = s(&spec, "clusterIP") == "None";
+    let ports = arr(spec.get("ports"));
+    if ty == "ExternalName" {
+        if s(&spec, "externalName").is_empty() {
+            errs.push(FieldError::required("spec.externalName"));
+        }
+    } else if ports.is_empty() && !headless {
+        errs.push(FieldError::required("spec.ports"));
+    }
+    let mut names = HashSet::new();
+    for (i, p) in ports.iter().enumerate() {
+        let base = format!("spec.ports[{i}]");
+        let name = s(p, "name");
+        if ports.len() > 1 && name.is_empty() {
+            errs.push(FieldError::required(format!("{base}.name")));
+        } else if !name.is_empty() {
+            errs.extend(invalid_all(
+                &format!("{base}.name"),
+                name,
+                dns1123_label(name),
+            ));
+            if !names.insert(name.to_owned()) {
+                errs.push(FieldError::duplicate(format!("{base}.name"), &json!(name)));
+            }
+        }
+        port_range(
+            &format!("{base}.port"),
+            p.get("port").unwrap_or(&json!(0)),
+            false,
+            &mut errs,
+        );
+        one_of(
+            p,
+            "protocol",
+            &format!("{base}.protocol"),
+            &["SCTP", "TCP", "UDP"],
+            &mut errs,
+        );
+        if let Some(tp) = p.get("targetPort").filter(|v| v.is_number()) {
+            port_range(&format!("{base}.targetPort"), tp, false, &mut errs);
+        }
+        if let Some(np) = p
+            .get("nodePort")
+            .filter(|v| v.as_i64().is_some_and(|n| n != 0))
+        {
+            if ty == "ClusterIP" || ty == "ExternalName" {
+                errs.push(FieldError::forbidden(
+                    format!("{base}.nodePort"),
+                    format!("may not be used when `type` is '{ty}'"),
+                ));
+            } else {
+                port_range(&format!("{base}.nodePort"), np, false, &mut errs);
+            }
+        }
+    }
+    if let Some(old) = old {
+        let old_ty = old
+            .pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP");
+        let old_ip = old
+            .pointer("/spec/clusterIP")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let new_ip = s(&spec, "clusterIP");
+        if ty != "ExternalName"
+            && old_ty != "ExternalName"
+            && !old_ip.is_empty()
+            && !new_ip.is_empty()
+            && old_ip != new_ip
+        {
+            let ips: Vec<String> = arr(spec.get("clusterIPs"))
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|x| format!("{x:?}"))
+                .collect();
+            let ips = if ips.is_empty() {
+                vec![format!("{new_ip:?}")]
+            } else {
+                ips
+            };
+            errs.push(invalid_raw(
+                "spec.clusterIPs[0]",
+                &format!("[]string{{{}}}", ips.join(", ")),
+                "may not change once set",
+            ));
+        }
+    }
+    errs
+}
+
+fn validate_keys(obj: &Value, data_key: &str, binary_key: Option<&str>) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let mut seen = HashSet::new();
+    for key in [Some(data_key), binary_key].into_iter().flatten() {
+        let Some(map) = obj.get(key).and_then(Value::as_object) else {
+            continue;
+        };
+        for k in map.keys() {
+            let field = format!("{key}[{k}]");
+            errs.extend(invalid_all(&field, k, config_map_key(k)));
+            if !seen.insert(k.clone()) {
+                errs.push(FieldError::invalid(
+                    key,
+                    &json!(k),
+                    format!("duplicate of key present in {data_key}"),
+                ));
+            }
+        }
+    }
+    errs
+}
+
+/// ConfigMap validation.
+pub fn configmap(obj: &Value, _old: Option<&Value>) -> Vec<FieldError> {
+    validate_keys(obj, "data", Some("binaryData"))
+}
+
+/// Secret validation.
+pub fn secret(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
+    let mut errs = validate_keys(obj, "data", None);
+    errs.extend(validate_keys(obj, "stringData", None));
+    let ty = s(obj, "type");
+    let has = |k: &str| {
+        obj.pointer(&format!("/data/{k}")).is_some()
+            || obj.pointer(&format!("/stringData/{k}")).is_some()
+    };
+    let required: &[&str] = match ty {
+        "kubernetes.io/tls" => &["tls.crt", "tls.key"],
+        "kubernetes.io/dockerconfigjson" => &[".dockerconfigjson"],
+        "kubernetes.io/dockercfg" => &[".dockercfg"],
+        _ => &[],
+    };
+    for k in required {
+        if !has(k) {
+            errs.push(FieldError::required(format!("data[{k}]")));
+        }
+    }
+    if let Some(old) = old {
+        let old_ty = s(old, "type");
+        if !old_ty.is_empty() && old_ty != ty {
+            errs.push(FieldError::invalid(
+                "type",
+                &json!(ty),
+                "field is immutable",
+            ));
+        }
+    }
+    errs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msgs(errs: &[FieldError]) -> Vec<&str> {
+        errs.iter().map(|e| e.message.as_str()).collect()
+    }
+
+    #[test]
+    fn pod_errors() {
+        assert_eq!(
+            msgs(&pod(&json!({"spec": {}}), None)),
+            vec!["spec.containers: Required value"]
+        );
+        let p = json!({"spec": {"restartPolicy": "Sometimes", "containers": [
+            {"name": "app", "image": "x", "ports": [{"containerPort": 70000}, {"containerPort": 80, "protocol": "ICMP"}]},
+            {"name": "app"},
+            {"image": "y"}]}});
+        assert_eq!(
+            msgs(&pod(&p, None)),
+            vec![
+                "spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive",
+                r#"spec.containers[0].ports[1].protocol: Unsupported value: "ICMP": supported values: "SCTP", "TCP", "UDP""#,
+                r#"spec.containers[1].name: Duplicate value: "app""#,
+                "spec.containers[1].image: Required value",
+                "spec.containers[2].name: Required value",
+                r#"spec.restartPolicy: Unsupported value: "Sometimes": supported values: "Always", "OnFailure", "Never""#,
+            ]
+        );
+    }
+
+    fn deploy(sel: Value, labels: Value) -> Value {
+        json!({"spec": {"replicas": -1, "selector": sel, "template": {"metadata": {"labels": labels},
+            "spec": {"containers": [{"name": "a", "image": "x"}]}}}})
+    }
+
+    #[test]
+    fn deployment_selector_rules() {
+        let d = deploy(
+            json!({"matchLabels": {"app": "web"}}),
+            json!({"app": "api", "tier": "x"}),
+        );
+        assert_eq!(
+            msgs(&deployment(&d, None)),
+            vec![
+                "spec.replicas: Invalid value: -1: must be greater than or equal to 0",
+                r#"spec.template.metadata.labels: Invalid value: map[string]string{"app":"api", "tier":"x"}: `selector` does not match template `labels`"#,
+            ]
+        );
+        let mut ok = deploy(
+            json!({"matchLabels": {"app": "web"}}),
+            json!({"app": "web"}),
+        );
+        ok["spec"]["replicas"] = json!(2);
+        assert!(deployment(&ok, None).is_empty());
+        let mut changed = ok.clone();
+        changed["spec"]["selector"] = json!({"matchLabels": {"app": "web2"}});
+        changed["spec"]["template"]["metadata"]["labels"] = json!({"app": "web2"});
+        assert_eq!(
+            msgs(&deployment(&changed, Some(&ok))),
+            vec![
+                r#"spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{"app":"web2"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"#
+            ]
+        );
+        let mut never = ok.clone();
+        never["spec"]["template"]["spec"]["restartPolicy"] = json!("Never");
+        assert_eq!(
+            msgs(&deployment(&never, None)),
+            vec![
+                r#"spec.template.spec.restartPolicy: Unsupported value: "Never": supported values: "Always""#
+            ]
+        );
+        let mut nosel = ok;
+        nosel["spec"].as_object_mut().map(|m| m.remove("selector"));
+        assert_eq!(
+            msgs(&replicaset(&nosel, None)),
+            vec!["spec.selector: Required value"]
+        );
+    }
+
+    #[test]
+    fn selector_expressions() {
+        let sel = json!({"matchExpressions": [{"key": "env", "operator": "In", "values": ["prod", "dev"]},
+            {"key": "canary", "operator": "DoesNotExist"}]});
+        assert!(selector_matches(&sel, Some(&json!({"env": "dev"}))));
+        assert!(!selector_matches(
+            &sel,
+            Some(&json!({"env": "dev", "canary": "1"}))
+        ));
+        assert!(!selector_matches(&sel, None));
+    }
+
+    #[test]
+    fn service_errors() {
+        let s = json!({"spec": {"type": "Weird", "ports": [{"port": 0, "name": "a"}, {"port": 80, "name": "a", "nodePort": 30000}]}});
+        assert_eq!(
+            msgs(&service(&s, None)),
+            vec![
+                r#"spec.type: Unsupported value: "Weird": supported values: "ClusterIP", "ExternalName", "LoadBalancer", "NodePort""#,
+                "spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive",
+                r#"spec.ports[1].name: Duplicate value: "a""#,
+            ]
+        );
+        assert_eq!(
+            msgs(&service(&json!({"spec": {}}), None)),
+            vec!["spec.ports: Required value"]
+        );
+        assert!(service(&json!({"spec": {"clusterIP": "None"}}), None).is_empty());
+        assert_eq!(
+            msgs(&service(&json!({"spec": {"type": "ExternalName"}}), None)),
+            vec!["spec.externalName: Required value"]
+        );
+        let old = json!({"spec": {"clusterIP": "10.96.0.10", "ports": [{"port": 53}]}});
+        let new = json!({"spec": {"clusterIP": "10.96.0.11", "clusterIPs": ["10.96.0.11"], "ports": [{"port": 53}]}});
+        assert_eq!(
+            msgs(&service(&new, Some(&old))),
+            vec![
+                r#"spec.clusterIPs[0]: Invalid value: []string{"10.96.0.11"}: may not change once set"#
+            ]
+        );
+        let cip = json!({"spec": {"ports": [{"port": 80, "nodePort": 30080}]}});
+        assert_eq!(
+            msgs(&service(&cip, None)),
+            vec!["spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"]
+        );
+    }
+
+    #[test]
+    fn job_and_cronjob() {
+        let j = json!({"spec": {"template": {"spec": {"restartPolicy": "Always", "containers": [{"name": "a", "image": "x"}]}}}});
+        assert_eq!(
+            msgs(&job(&j, None)),
+            vec![
+                r#"spec.template.spec.restartPolicy: Unsupported value: "Always": supported values: "OnFailure", "Never""#
+            ]
+        );
+        let c = json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "a", "image": "x"}]}}}}}});
+        assert_eq!(
+            msgs(&cronjob(&c, None)),
+            vec!["spec.schedule: Required value"]
+        );
+    }
+
+    #[test]
+    fn configmap_and_secret_keys() {
+        let cm = json!({"data": {"ok.key": "1", "bad key": "2"}, "binaryData": {"ok.key": "AA=="}});
+        let m = msgs(&configmap(&cm, None))
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>();
+        assert_eq!(m.len(), 2);
+        assert!(m[0].starts_with(
+            r#"data[bad key]: Invalid value: "bad key": a valid config key must consist"#
+        ));
+        assert_eq!(
+            m[1],
+            r#"binaryData: Invalid value: "ok.key": duplicate of key present in data"#
+        );
+        let tls = json!({"type": "kubernetes.io/tls", "data": {"tls.crt": "AA=="}});
+        assert_eq!(
+            msgs(&secret(&tls, None)),
+            vec!["data[tls.key]: Required value"]
+        );
+        let old = json!({"type": "Opaque"});
+        assert_eq!(
+            msgs(&secret(&json!({"type": "x"}), Some(&old))),
+            vec![r#"type: Invalid value: "x": field is immutable"#]
+        );
+    }
+}
