@@ -798,17 +798,20 @@ mod tests {
 
     #[test]
     fn label_equality_and_sets() {
-        let s = LabelSelector::parse(" app = web , env in (prod, staging),tier!=db,!canary").unwrap();
+        let s =
+            LabelSelector::parse(" app = web , env in (prod, staging),tier!=db,!canary").unwrap();
         assert_eq!(s.requirements().len(), 4);
         assert!(s.matches(&labels(json!({"app": "web", "env": "prod"}))));
-        assert!(s.matches(&labels(json!({"app": "web", "env": "staging", "tier": "fe"}))));
+        assert!(s.matches(&labels(
+            json!({"app": "web", "env": "staging", "tier": "fe"})
+        )));
         assert!(!s.matches(&labels(json!({"app": "web", "env": "dev"}))));
         assert!(!s.matches(&labels(json!({"app": "web", "env": "prod", "tier": "db"}))));
         assert!(!s.matches(&labels(json!({"app": "web", "env": "prod", "canary": ""}))));
         assert!(!s.matches(&labels(json!({"env": "prod"}))));
         assert_eq!(
             s.to_string(),
-            "!canary,app=web,env in (prod,staging),tier!=db"
+            "app=web,!canary,env in (prod,staging),tier!=db"
         );
     }
 
@@ -846,10 +849,7 @@ mod tests {
     #[test]
     fn label_errors_read_like_kubernetes() {
         let e = LabelSelector::parse("a in").unwrap_err();
-        assert_eq!(
-            e.0,
-            "unable to parse requirement: found '', expected:'('"
-        );
+        assert_eq!(e.0, "unable to parse requirement: found '', expected:'('");
         let e = LabelSelector::parse("a=b c").unwrap_err();
         assert_eq!(e.0, "found 'c', expected: ',' or 'end of string'");
         let e = LabelSelector::parse("a=b,").unwrap_err();
@@ -940,7 +940,17 @@ mod tests {
             e.0,
             "invalid selector: 'metadata.name'; can't understand 'metadata.name'"
         );
-        assert!(FieldSelector::parse("a=b\\x").unwrap_err().0.contains("invalid escape sequence"));
-        assert!(FieldSelector::parse("a=b=c").unwrap_err().0.contains("unescaped"));
+        assert!(
+            FieldSelector::parse("a=b\\x")
+                .unwrap_err()
+                .0
+                .contains("invalid escape sequence")
+        );
+        assert!(
+            FieldSelector::parse("a=b=c")
+                .unwrap_err()
+                .0
+                .contains("unescaped")
+        );
     }
 }

@@ -143,6 +143,12 @@ impl WatchCache {
         Ok(Arc::new(Self { shared, task }))
     }
 
+    /// Events held by the live ring (bounded by its capacity).
+    #[cfg(test)]
+    pub(crate) fn queued_events(&self) -> usize {
+        self.shared.tx.len()
+    }
+
     /// The resource type served.
     pub fn resource_type(&self) -> &Arc<ResourceType> {
         &self.shared.rt

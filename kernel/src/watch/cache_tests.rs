@@ -77,7 +77,10 @@ async fn lists_page_at_a_fixed_revision_while_writes_continue() {
                 ..ListOptions::default()
             })
             .unwrap();
-        assert_eq!(page.revision, rev, "later pages stay at the first page's revision");
+        assert_eq!(
+            page.revision, rev,
+            "later pages stay at the first page's revision"
+        );
         assert!(page.items.iter().all(|o| o.revision <= rev));
         all.extend(names(&page));
         token = page.continue_token;
@@ -187,7 +190,11 @@ async fn expired_unknown_and_garbled_continue_tokens() {
         .unwrap_err();
     assert!(matches!(err, Error::ContinueExpired));
 
-    for garbled in ["%%%", "bm90IGpzb24", &encode_continue(3, "/registry/core/secrets/x")] {
+    for garbled in [
+        "%%%",
+        "bm90IGpzb24",
+        &encode_continue(3, "/registry/core/secrets/x"),
+    ] {
         let err = cache
             .list(ListOptions {
                 continue_token: Some(garbled.to_owned()),
@@ -205,8 +212,14 @@ async fn wait_for_revision_confirms_progress_when_the_type_is_idle() {
     store.put(&k, &v);
     let cache = start(&store, CacheConfig::default()).await;
     // Writes to another type move the store's revision but not this cache's.
-    store.put("/registry/core/configmaps/a/c1", &json!({"metadata": {"name": "c1"}}));
-    store.put("/registry/core/configmaps/a/c2", &json!({"metadata": {"name": "c2"}}));
+    store.put(
+        "/registry/core/configmaps/a/c1",
+        &json!({"metadata": {"name": "c1"}}),
+    );
+    store.put(
+        "/registry/core/configmaps/a/c2",
+        &json!({"metadata": {"name": "c2"}}),
+    );
     let lists_before = store.list_calls.load(Ordering::SeqCst);
     sync(&store, &cache).await;
     assert_eq!(cache.revision(), 3);
@@ -327,7 +340,10 @@ async fn fan_out_throughput() {
         delivered += t.await.unwrap();
     }
     let secs = started.elapsed().as_secs_f64();
-    assert_eq!(delivered, expected_total, "every watcher got all its events");
+    assert_eq!(
+        delivered, expected_total,
+        "every watcher got all its events"
+    );
     println!(
         "fan-out: {delivered} deliveries to {WATCHERS} watchers in {secs:.3}s = {:.0} events/s",
         delivered as f64 / secs

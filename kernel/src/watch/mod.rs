@@ -86,13 +86,9 @@ impl From<Error> for ApiError {
     fn from(err: Error) -> Self {
         let message = err.to_string();
         match err {
-            Error::TooOldResourceVersion { .. } | Error::ContinueExpired => {
-                ApiError::Gone(message)
-            }
+            Error::TooOldResourceVersion { .. } | Error::ContinueExpired => ApiError::Gone(message),
             Error::InvalidContinue(_) => ApiError::BadRequest(message),
-            Error::TooLargeResourceVersion { .. } | Error::Timeout(_) => {
-                ApiError::Timeout(message)
-            }
+            Error::TooLargeResourceVersion { .. } | Error::Timeout(_) => ApiError::Timeout(message),
             Error::WatcherTooSlow | Error::Closed => ApiError::ServiceUnavailable(message),
             Error::Store(_) => ApiError::Internal(message),
         }
@@ -153,7 +149,11 @@ mod tests {
         assert_eq!(gone.to_string(), "too old resource version: 5 (10)");
         let expired = ApiError::from(Error::ContinueExpired);
         assert_eq!(expired.code_and_reason().0, 410);
-        assert!(expired.to_string().starts_with("The provided continue parameter"));
+        assert!(
+            expired
+                .to_string()
+                .starts_with("The provided continue parameter")
+        );
         let bad = ApiError::from(Error::InvalidContinue("bad base64".into()));
         assert_eq!(bad.code_and_reason().0, 400);
     }

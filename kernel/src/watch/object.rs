@@ -392,6 +392,9 @@ mod tests {
         assert_eq!(came.kind, EventType::Added);
         assert!(Arc::ptr_eq(&came, &ev.for_filter(&db).unwrap()));
         assert!(ev.for_filter(&other).is_none());
-        assert_eq!(ev.for_filter(&Filter::default()).unwrap().kind, EventType::Modified);
+        assert_eq!(
+            ev.for_filter(&Filter::default()).unwrap().kind,
+            EventType::Modified
+        );
     }
 }

@@ -107,7 +107,8 @@ impl Watcher {
         }
         let bookmarks = opts.bookmarks.then(|| {
             let period = shared.config.bookmark_interval;
-            let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            let mut interval =
+                tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
             interval
         });
@@ -145,9 +146,7 @@ impl Watcher {
             }
         }
         loop {
-            let Self {
-                rx, bookmarks, ..
-            } = self;
+            let Self { rx, bookmarks, .. } = self;
             let msg = tokio::select! {
                 // Events first: a bookmark must not claim a revision whose
                 // events are still queued.
