@@ -99,7 +99,7 @@ impl pb::kernel_server::Kernel for KernelApi {
             )
             .await?;
         Ok(Response::new(pb::ListResponse {
-            items: result.items.iter().map(|i| i.json.to_vec()).collect(),
+            items: result.items.iter().map(|i| i.raw.to_vec()).collect(),
             resource_version: result.resource_version,
             continue_token: result.continue_token.unwrap_or_default(),
         }))
@@ -172,8 +172,12 @@ impl pb::kernel_server::Kernel for KernelApi {
                 },
             )
             .await?;
-        let stream = watcher.map(|event| {
-            Ok(pb::WatchEvent { r#type: event.type_name().to_owned(), object: event.object_json().to_vec() })
+        let stream = watcher.into_stream().map(|event| match event {
+            Ok(event) => Ok(pb::WatchEvent {
+                r#type: event.kind.as_str().to_owned(),
+                object: event.object_bytes().to_vec(),
+            }),
+            Err(e) => Err(Status::from(crate::error::ApiError::from(e))),
         });
         Ok(Response::new(Box::pin(stream)))
     }

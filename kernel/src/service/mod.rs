@@ -275,6 +275,7 @@ impl Service {
                 fields,
                 bookmarks: opts.bookmarks,
             })
+            .await
             .map_err(watch_error)
     }
 

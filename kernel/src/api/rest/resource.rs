@@ -353,7 +353,7 @@ async fn list(
                 if i > 0 {
                     out.push(b',');
                 }
-                out.extend_from_slice(&item.json);
+                out.extend_from_slice(&item.raw);
             }
             out.extend_from_slice(b"]}");
             let mut response = Response::new(axum::body::Body::from(out));
@@ -364,7 +364,7 @@ async fn list(
         }
         Representation::Table => {
             let include = IncludeObject::parse(query.get("includeObject"));
-            let table = format::table(rt, result.items.iter().map(|i| &*i.value), include, true, list_meta);
+            let table = format::table(rt, result.items.iter().map(|i| &i.value), include, true, list_meta);
             Ok(json_response(StatusCode::OK, &table))
         }
         Representation::Metadata => {

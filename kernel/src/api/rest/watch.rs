@@ -9,14 +9,17 @@ use futures::StreamExt;
 use serde_json::json;
 
 use super::format::{self, IncludeObject, Representation};
+use crate::error::ApiError;
 use crate::registry::ResourceType;
-use crate::watch::Watcher;
+use crate::watch::{EventType, Watcher};
 
 /// How long a watch without `timeoutSeconds` stays open.
 const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Streams a watcher's events. Plain JSON events are the bytes the watch
-/// cache encoded once for all watchers; tables are built per watcher.
+/// cache encoded once for all watchers; tables are built per watcher. A
+/// watcher that ends with an error (it fell behind) gets an ERROR event
+/// carrying a `Status`, as Kubernetes sends.
 pub fn response(
     rt: Arc<ResourceType>,
     watcher: Watcher,
@@ -27,27 +30,33 @@ pub fn response(
     let timeout = timeout_seconds.map(Duration::from_secs).unwrap_or(DEFAULT_WATCH_TIMEOUT);
     let deadline = tokio::time::sleep(timeout);
     let mut first_table = true;
-    let events = watcher.map(move |event| {
-        let line = match representation {
-            Representation::Object => event.json_line(),
-            Representation::Table | Representation::Metadata if event.is_bookmark() || event.is_error() => {
-                event.json_line()
-            }
-            Representation::Table => {
-                let object = format::table(
-                    &rt,
-                    [&*event.object().value],
-                    include,
-                    std::mem::take(&mut first_table),
-                    json!({ "resourceVersion": event.object().value.pointer("/metadata/resourceVersion").cloned().unwrap_or_default() }),
-                );
-                encode_line(event.type_name(), &object)
-            }
-            Representation::Metadata => {
-                encode_line(event.type_name(), &format::partial_metadata(&event.object().value))
+    let events = watcher.into_stream().map(move |event| {
+        let event = match event {
+            Ok(event) => event,
+            Err(e) => {
+                let (_, status) = ApiError::from(e).to_status();
+                return Ok::<_, std::convert::Infallible>(encode_line("ERROR", &status));
             }
         };
-        Ok::<_, std::convert::Infallible>(line)
+        let line = match representation {
+            Representation::Object => event.json_line(),
+            _ if event.kind == EventType::Bookmark => event.json_line(),
+            Representation::Table => {
+                let rv = event.object.value.pointer("/metadata/resourceVersion").cloned();
+                let object = format::table(
+                    &rt,
+                    [&event.object.value],
+                    include,
+                    std::mem::take(&mut first_table),
+                    json!({ "resourceVersion": rv.unwrap_or_default() }),
+                );
+                encode_line(event.kind.as_str(), &object)
+            }
+            Representation::Metadata => {
+                encode_line(event.kind.as_str(), &format::partial_metadata(&event.object.value))
+            }
+        };
+        Ok(line)
     });
     let stream = events.take_until(deadline);
     let mut response = Response::new(axum::body::Body::from_stream(stream));
