@@ -2,3 +2,4 @@
 pub mod error;
 pub mod registry;
 pub mod store;
+pub mod testing;
