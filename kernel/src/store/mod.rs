@@ -7,7 +7,15 @@
 //! compacted away. Keys follow `/registry/<group>/<resource>/<namespace>/<name>`
 //! and the mod revision of a key is the resourceVersion of its object.
 
+pub mod embedded;
+pub mod etcd;
+
+#[cfg(test)]
+pub(crate) mod conformance;
+
+use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -175,4 +183,27 @@ pub trait Store: Send + Sync + 'static {
     /// Discards history up to and including `revision`: watches can then only
     /// start at or after it.
     async fn compact(&self, revision: Revision) -> Result<()>;
+}
+
+/// Which store backend to open, as configured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// The embedded store in this directory.
+    Embedded {
+        /// The data directory (created if missing).
+        dir: PathBuf,
+    },
+    /// An etcd cluster.
+    Etcd {
+        /// Client URLs, e.g. `http://127.0.0.1:2379`.
+        endpoints: Vec<String>,
+    },
+}
+
+/// Opens the configured backend.
+pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>> {
+    Ok(match config {
+        StoreConfig::Embedded { dir } => Arc::new(embedded::EmbeddedStore::open(dir).await?),
+        StoreConfig::Etcd { endpoints } => Arc::new(etcd::EtcdStore::connect(endpoints).await?),
+    })
 }
