@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
+use tower::ServiceExt;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -125,13 +125,15 @@ pub async fn start(opts: KernelOptions) -> Result<RunningKernel, StartError> {
     let grpc = tonic::service::Routes::new(KernelApi::new(service.clone()).into_server())
         .prepare()
         .into_axum_router();
-    let app = rest::router(rest_state).merge(grpc);
-    let server = tokio::spawn(serve(listener, TlsAcceptor::from(tls), app));
+    let rest = rest::router(rest_state);
+    let server = tokio::spawn(serve(listener, TlsAcceptor::from(tls), rest, grpc));
     tracing::info!(%addr, "kernel serving");
     Ok(RunningKernel { addr, kubeconfig, service, pki, server })
 }
 
-async fn serve(listener: TcpListener, acceptor: TlsAcceptor, app: axum::Router) {
+/// Serves REST and gRPC on one listener, split by content type (gRPC
+/// requests carry `content-type: application/grpc`).
+async fn serve(listener: TcpListener, acceptor: TlsAcceptor, rest: axum::Router, grpc: axum::Router) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => conn,
@@ -142,7 +144,7 @@ async fn serve(listener: TcpListener, acceptor: TlsAcceptor, app: axum::Router) 
             }
         };
         let acceptor = acceptor.clone();
-        let app = app.clone();
+        let (rest, grpc) = (rest.clone(), grpc.clone());
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
             let tls = match acceptor.accept(stream).await {
@@ -152,7 +154,10 @@ async fn serve(listener: TcpListener, acceptor: TlsAcceptor, app: axum::Router) 
                     return;
                 }
             };
-            let service = TowerToHyperService::new(app);
+            let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let router = if is_grpc(&req) { grpc.clone() } else { rest.clone() };
+                router.oneshot(req.map(axum::body::Body::new))
+            });
             if let Err(e) = auto::Builder::new(TokioExecutor::new())
                 .serve_connection_with_upgrades(TokioIo::new(tls), service)
                 .await
@@ -161,6 +166,13 @@ async fn serve(listener: TcpListener, acceptor: TlsAcceptor, app: axum::Router) 
             }
         });
     }
+}
+
+fn is_grpc<B>(req: &http::Request<B>) -> bool {
+    req.headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"))
 }
 
 /// The namespaces that exist from the start.

@@ -27,8 +27,14 @@ fn embedded_store_survives_kill9() {
     survives_kill9(Kerno::up().expect("kerno up"));
 }
 
-#[test]
-fn etcd_store_survives_kill9() {
-    let etcd = EtcdServer::start().expect("etcd");
-    survives_kill9(Kerno::start(Backend::Etcd(etcd.endpoint())).expect("kerno over etcd"));
+#[tokio::test(flavor = "multi_thread")]
+async fn etcd_store_survives_kill9() {
+    let etcd = EtcdServer::start().await;
+    let endpoint = etcd.endpoint();
+    tokio::task::spawn_blocking(move || {
+        survives_kill9(Kerno::start(Backend::Etcd(endpoint)).expect("kerno over etcd"))
+    })
+    .await
+    .expect("test body");
+    drop(etcd);
 }
