@@ -49,7 +49,9 @@ impl EtcdStore {
     pub fn from_client(client: &Client) -> Self {
         Self {
             kv: client.kv_client().max_decoding_message_size(MAX_RESPONSE),
-            watch: client.watch_client().max_decoding_message_size(MAX_RESPONSE),
+            watch: client
+                .watch_client()
+                .max_decoding_message_size(MAX_RESPONSE),
         }
     }
 
@@ -62,7 +64,11 @@ impl EtcdStore {
 impl Store for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
         let mut resp = self.kv.clone().get(key, None).await.map_err(etcd_error)?;
-        resp.take_kvs().into_iter().next().map(convert_kv).transpose()
+        resp.take_kvs()
+            .into_iter()
+            .next()
+            .map(convert_kv)
+            .transpose()
     }
 
     async fn list(
@@ -308,9 +314,7 @@ async fn watch(store: &EtcdStore, prefix: &str, after: Revision) -> Result<Watch
             Some((items, (responses, sender, done)))
         },
     );
-    Ok(Box::pin(
-        items.flat_map(futures::stream::iter),
-    ))
+    Ok(Box::pin(items.flat_map(futures::stream::iter)))
 }
 
 /// Converts a watch event, dropping those at or before `after`.

@@ -21,7 +21,10 @@ async fn reopen_keeps_data_and_continues_revisions() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path()).await.unwrap();
     let a = store.create("/a", Bytes::from_static(b"1")).await.unwrap();
-    let a2 = store.update("/a", Bytes::from_static(b"2"), a.mod_revision).await.unwrap();
+    let a2 = store
+        .update("/a", Bytes::from_static(b"2"), a.mod_revision)
+        .await
+        .unwrap();
     store.create("/b", Bytes::from_static(b"x")).await.unwrap();
     let gone = store.delete("/b", None).await.unwrap();
     store.compact(a.mod_revision).await.unwrap();
@@ -51,7 +54,10 @@ async fn slow_watcher_is_closed_with_lagged() {
     let store = EmbeddedStore::open_with(dir.path(), options).await.unwrap();
     let mut watch = store.watch("/", 0).await.unwrap();
     for i in 0..20 {
-        store.create(&format!("/k{i:02}"), Bytes::from_static(b"v")).await.unwrap();
+        store
+            .create(&format!("/k{i:02}"), Bytes::from_static(b"v"))
+            .await
+            .unwrap();
     }
     let mut seen = 0;
     let last = loop {
@@ -62,7 +68,9 @@ async fn slow_watcher_is_closed_with_lagged() {
     };
     assert!(matches!(last, Error::WatchLagged), "{last:?}");
     assert!(seen < 20);
-    let end = tokio::time::timeout(Duration::from_secs(5), watch.next()).await.unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(5), watch.next())
+        .await
+        .unwrap();
     assert!(end.is_none(), "the stream ends after the lagged error");
 }
 
@@ -72,7 +80,10 @@ async fn long_replay_spans_pages_without_gaps() {
     // More than one replay page, across two prefixes.
     for i in 0..1500 {
         let prefix = if i % 3 == 0 { "/other" } else { "/mine" };
-        store.create(&format!("{prefix}/{i:04}"), Bytes::from_static(b"v")).await.unwrap();
+        store
+            .create(&format!("{prefix}/{i:04}"), Bytes::from_static(b"v"))
+            .await
+            .unwrap();
     }
     let mut watch = store.watch("/mine/", 0).await.unwrap();
     let mut last = 0;
@@ -92,12 +103,18 @@ async fn compaction_beyond_current_is_refused_and_compactor_trims() {
     let err = store.compact(10).await.unwrap_err();
     assert!(matches!(err, Error::Backend { .. }), "{err:?}");
     for i in 0..30 {
-        store.create(&format!("/k{i}"), Bytes::from_static(b"v")).await.unwrap();
+        store
+            .create(&format!("/k{i}"), Bytes::from_static(b"v"))
+            .await
+            .unwrap();
     }
     let compactor = store.spawn_compactor(10, Duration::from_millis(10));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while store.compacted_revision() != 20 {
-        assert!(tokio::time::Instant::now() < deadline, "compactor did not run");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "compactor did not run"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(store.watch("/", 19).await.is_err());
