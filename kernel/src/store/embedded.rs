@@ -184,7 +184,9 @@ impl EmbeddedStore {
     async fn submit(&self, op: Op) -> Result<Reply> {
         let ops = self.ops.as_ref().ok_or_else(closed)?;
         let (reply, answer) = oneshot::channel();
-        ops.send(Request { op, reply }).await.map_err(|_| closed())?;
+        ops.send(Request { op, reply })
+            .await
+            .map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
     }
 
@@ -279,7 +281,8 @@ impl Store for EmbeddedStore {
                     break;
                 }
                 result.kvs.push(
-                    codec::decode_row(key, row.value()).map_err(|e| Error::backend("read keys", e))?,
+                    codec::decode_row(key, row.value())
+                        .map_err(|e| Error::backend("read keys", e))?,
                 );
             }
             Ok(result)

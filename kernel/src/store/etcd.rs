@@ -19,6 +19,11 @@ use super::{Error, Event, EventKind, KeyValue, ListResult, Result, Revision, Sto
 /// 4 MiB default easily; etcd itself caps requests (values) at 1.5 MiB.
 const MAX_RESPONSE: usize = 512 * 1024 * 1024;
 
+/// etcd's default request limit (`--max-request-bytes`, 1.5 MiB) less room
+/// for the transaction around the key and value. Bigger writes are refused
+/// here with a clear message instead of etcd's generic one.
+const MAX_WRITE: usize = 1024 * 1024 * 3 / 2 - 4096;
+
 /// How long to wait for etcd to report the compaction revision of a watch
 /// that starts before it (etcd reports it from a background loop).
 const COMPACTED_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -49,7 +54,9 @@ impl EtcdStore {
     pub fn from_client(client: &Client) -> Self {
         Self {
             kv: client.kv_client().max_decoding_message_size(MAX_RESPONSE),
-            watch: client.watch_client().max_decoding_message_size(MAX_RESPONSE),
+            watch: client
+                .watch_client()
+                .max_decoding_message_size(MAX_RESPONSE),
         }
     }
 
@@ -62,7 +69,11 @@ impl EtcdStore {
 impl Store for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
         let mut resp = self.kv.clone().get(key, None).await.map_err(etcd_error)?;
-        resp.take_kvs().into_iter().next().map(convert_kv).transpose()
+        resp.take_kvs()
+            .into_iter()
+            .next()
+            .map(convert_kv)
+            .transpose()
     }
 
     async fn list(
@@ -104,6 +115,7 @@ impl Store for EtcdStore {
     }
 
     async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue> {
+        check_size(key, &value)?;
         let txn = Txn::new()
             .when([Compare::create_revision(key, CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key, value.to_vec(), None)]);
@@ -128,6 +140,7 @@ impl Store for EtcdStore {
         value: Bytes,
         expected_mod_revision: Revision,
     ) -> Result<KeyValue> {
+        check_size(key, &value)?;
         // A missing key has mod revision 0 in etcd: also require that it exists.
         let txn = Txn::new()
             .when([
@@ -308,9 +321,7 @@ async fn watch(store: &EtcdStore, prefix: &str, after: Revision) -> Result<Watch
             Some((items, (responses, sender, done)))
         },
     );
-    Ok(Box::pin(
-        items.flat_map(futures::stream::iter),
-    ))
+    Ok(Box::pin(items.flat_map(futures::stream::iter)))
 }
 
 /// Converts a watch event, dropping those at or before `after`.
@@ -334,6 +345,20 @@ fn convert_event(event: &etcd_client::Event, after: Revision) -> Result<Option<E
         kv.create_revision = prev.create_revision;
     }
     Ok(Some(Event { kind, kv, prev_kv }))
+}
+
+/// Refuses writes etcd would reject as too large.
+fn check_size(key: &str, value: &[u8]) -> Result<()> {
+    let size = key.len() + value.len();
+    if size > MAX_WRITE {
+        return Err(Error::Backend {
+            message: format!(
+                "write of {size} bytes to {key} exceeds etcd's request limit of {MAX_WRITE} bytes"
+            ),
+            source: None,
+        });
+    }
+    Ok(())
 }
 
 /// Why a conditional write's compare failed: the key is gone or was changed.
@@ -407,6 +432,46 @@ mod tests {
         assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
         assert_eq!(prefix_end(b""), vec![0]);
         assert_eq!(prefix_end(b"\xff\xff"), vec![0]);
+    }
+
+    #[test]
+    fn oversized_writes_are_refused() {
+        assert!(check_size("/k", &vec![0; MAX_WRITE - 2]).is_ok());
+        let err = check_size("/k", &vec![0; MAX_WRITE]).unwrap_err();
+        assert!(err.to_string().contains("request limit"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn large_values_round_trip_and_oversized_fail_cleanly() {
+        let (store, _server) = etcd_store().await;
+        let big = Bytes::from(vec![b'x'; 1024 * 1024]);
+        let kv = store.create("/big", big.clone()).await.unwrap();
+        assert_eq!(store.get("/big").await.unwrap().unwrap(), kv);
+        let err = store
+            .update(
+                "/big",
+                Bytes::from(vec![b'y'; 2 * 1024 * 1024]),
+                kv.mod_revision,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+        assert_eq!(store.get("/big").await.unwrap().unwrap().value, big);
+    }
+
+    #[tokio::test]
+    async fn watch_ends_with_an_error_when_etcd_goes_away() {
+        let (store, server) = etcd_store().await;
+        let mut watch = store.watch("/w/", 0).await.unwrap();
+        let kv = store
+            .create("/w/a", Bytes::from_static(b"1"))
+            .await
+            .unwrap();
+        let event = crate::store::conformance::next_event(&mut watch).await;
+        assert_eq!(event.kv, kv);
+        drop(server);
+        let item = crate::store::conformance::next_item(&mut watch).await;
+        assert!(matches!(item, Err(Error::Backend { .. })), "{item:?}");
     }
 
     async fn etcd_store() -> (std::sync::Arc<dyn Store>, crate::testing::EtcdServer) {

@@ -14,7 +14,11 @@ use crate::store::{Event, EventKind, KeyValue, Revision};
 pub(crate) struct CorruptRecord(&'static str);
 
 /// Encodes a row of the keys table: create revision, mod revision, value.
-pub(crate) fn encode_row(create_revision: Revision, mod_revision: Revision, value: &[u8]) -> Vec<u8> {
+pub(crate) fn encode_row(
+    create_revision: Revision,
+    mod_revision: Revision,
+    value: &[u8],
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + value.len());
     out.extend_from_slice(&create_revision.to_le_bytes());
     out.extend_from_slice(&mod_revision.to_le_bytes());

@@ -130,16 +130,14 @@ async fn read_page(shared: Weak<Shared>, prefix: String, after: Revision) -> Res
             cursor: after,
             exhausted: true,
         };
-        let mut seen = 0;
-        for entry in log
+        let entries = log
             .range(log_key(after.saturating_add(1))..)
-            .map_err(storage("read log"))?
-        {
+            .map_err(storage("read log"))?;
+        for (seen, entry) in entries.enumerate() {
             if seen == PAGE {
                 page.exhausted = false;
                 break;
             }
-            seen += 1;
             let (_, value) = entry.map_err(storage("read log"))?;
             let event = decode_event(value.value()).map_err(|e| Error::backend("read log", e))?;
             page.cursor = event.kv.mod_revision;

@@ -167,20 +167,14 @@ type WriteOutcome = Result<(Reply, Option<Event>)>;
 
 /// Applies one create, update or delete at revision `rev`. The outer `Err` is
 /// a storage failure (fails the batch), the inner one a refused operation.
-fn apply_write(
-    keys: &mut Table<&str, &[u8]>,
-    op: &WriteOp,
-    rev: Revision,
-) -> Result<WriteOutcome> {
+fn apply_write(keys: &mut Table<&str, &[u8]>, op: &WriteOp, rev: Revision) -> Result<WriteOutcome> {
     let key = match op {
         WriteOp::Create { key, .. } | WriteOp::Update { key, .. } | WriteOp::Delete { key, .. } => {
             key
         }
     };
     let existing = match keys.get(key.as_str()).map_err(storage("read key"))? {
-        Some(row) => Some(
-            decode_row(key, row.value()).map_err(|e| Error::backend("read key", e))?,
-        ),
+        Some(row) => Some(decode_row(key, row.value()).map_err(|e| Error::backend("read key", e))?),
         None => None,
     };
     match (op, existing) {
@@ -204,7 +198,12 @@ fn apply_write(
         (WriteOp::Update { .. } | WriteOp::Delete { .. }, None) => {
             Ok(Err(Error::NotFound { key: key.clone() }))
         }
-        (WriteOp::Update { value, expected, .. }, Some(prev)) => {
+        (
+            WriteOp::Update {
+                value, expected, ..
+            },
+            Some(prev),
+        ) => {
             if prev.mod_revision != *expected {
                 return Ok(Err(conflict(key, *expected, prev.mod_revision)));
             }
