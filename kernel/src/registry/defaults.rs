@@ -257,10 +257,20 @@ pub fn service(obj: &mut Value) {
     }
 }
 
-/// Secret defaults.
+/// Secret defaults. `stringData` is a write-only convenience: its entries
+/// are merged into `data` (base64) and it is never stored, as in Kubernetes.
 pub fn secret(obj: &mut Value) {
+    use base64::Engine;
     if let Some(o) = obj.as_object_mut() {
         set(o, "type", json!("Opaque"));
+        if let Some(Value::Object(strings)) = o.remove("stringData") {
+            let data = child(o, "data");
+            for (key, value) in strings {
+                let text = value.as_str().unwrap_or_default();
+                let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+                data.insert(key, Value::String(encoded));
+            }
+        }
     }
 }
 
@@ -368,6 +378,10 @@ mod tests {
         let mut sec = json!({"metadata": {"name": "s"}});
         secret(&mut sec);
         assert_eq!(sec["type"], "Opaque");
+        let mut with_strings = json!({"stringData": {"password": "s3cr3t"}, "data": {"user": "YWRtaW4="}});
+        secret(&mut with_strings);
+        assert_eq!(with_strings["data"], json!({"user": "YWRtaW4=", "password": "czNjcjN0"}));
+        assert!(with_strings.get("stringData").is_none());
         let mut ns = json!({"metadata": {"name": "team-a"}});
         namespace(&mut ns);
         assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
