@@ -150,9 +150,65 @@ pub fn validate_pod_spec(spec: Option<&Value>, base: &str) -> Vec<FieldError> {
     errs
 }
 
-/// Pod validation.
-pub fn pod(obj: &Value, _old: Option<&Value>) -> Vec<FieldError> {
-    validate_pod_spec(obj.get("spec"), "spec")
+/// The pod spec fields Kubernetes lets an update change, as its message lists them.
+const POD_UPDATABLE: &str = "`spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
+
+/// A pod spec with the fields an update may change blanked out.
+fn pod_spec_frozen(spec: Option<&Value>, node_name: Option<&Value>) -> Value {
+    let mut spec = spec.cloned().unwrap_or_else(|| json!({}));
+    if let Some(m) = spec.as_object_mut() {
+        for key in [
+            "activeDeadlineSeconds",
+            "tolerations",
+            "terminationGracePeriodSeconds",
+        ] {
+            m.remove(key);
+        }
+        // Binding sets nodeName once; kerno's scheduler may do it by update.
+        if let Some(n) = node_name {
+            m.insert("nodeName".into(), n.clone());
+        }
+        for key in ["containers", "initContainers"] {
+            if let Some(Value::Array(cs)) = m.get_mut(key) {
+                for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+                    c.remove("image");
+                }
+            }
+        }
+    }
+    spec
+}
+
+/// Pod validation; on update, only the fields Kubernetes allows may change.
+pub fn pod(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
+    let mut errs = validate_pod_spec(obj.get("spec"), "spec");
+    if let Some(old) = old {
+        let old_node = old
+            .pointer("/spec/nodeName")
+            .filter(|n| n.as_str().is_some_and(|s| !s.is_empty()));
+        // An unbound pod may get its node; a bound one keeps it.
+        let node = match old_node {
+            Some(_) => None,
+            None => obj.pointer("/spec/nodeName").cloned(),
+        };
+        let new_frozen = pod_spec_frozen(obj.get("spec"), node.as_ref());
+        let old_frozen = pod_spec_frozen(old.get("spec"), node.as_ref());
+        if new_frozen != old_frozen {
+            errs.push(FieldError::forbidden(
+                "spec",
+                format!("pod updates may not change fields other than {POD_UPDATABLE}"),
+            ));
+        }
+        let old_tol = arr(old.pointer("/spec/tolerations"));
+        let new_tol = arr(obj.pointer("/spec/tolerations"));
+        if old_tol.iter().any(|t| !new_tol.contains(t)) {
+            errs.push(FieldError::forbidden(
+                "spec.tolerations",
+                "existing toleration can not be modified except its tolerationSeconds",
+            ));
+        }
+    }
+    errs
 }
 
 /// Go's `%#v` of a `map[string]string`, as Kubernetes prints label maps.
@@ -623,6 +679,21 @@ mod tests {
 
     fn msgs(errs: &[FieldError]) -> Vec<&str> {
         errs.iter().map(|e| e.message.as_str()).collect()
+    }
+
+    #[test]
+    fn pod_updates() {
+        let old = json!({"spec": {"containers": [{"name": "a", "image": "x:1"}], "restartPolicy": "Always"}});
+        let mut new = old.clone();
+        new["spec"]["containers"][0]["image"] = json!("x:2");
+        new["spec"]["nodeName"] = json!("n1");
+        assert!(pod(&new, Some(&old)).is_empty());
+        let mut moved = new.clone();
+        moved["spec"]["nodeName"] = json!("n2");
+        assert!(pod(&moved, Some(&new))[0].message.starts_with("spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`"));
+        let mut changed = old.clone();
+        changed["spec"]["restartPolicy"] = json!("Never");
+        assert_eq!(pod(&changed, Some(&old)).len(), 1);
     }
 
     #[test]
