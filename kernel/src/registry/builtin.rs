@@ -170,7 +170,7 @@ pub fn builtin_types() -> Vec<ResourceType> {
         def("", "PersistentVolume", "persistentvolumes", false)
             .short(&["pv"])
             .status()
-            .build::<c::PersistentVolume>(sub().default(d::pv)),
+            .build::<c::PersistentVolume>(sub().default(d::pv).table(ta::pv_columns, ta::pv_row)),
         def("", "PersistentVolumeClaim", "persistentvolumeclaims", true)
             .short(&["pvc"])
             .status()
@@ -183,7 +183,7 @@ pub fn builtin_types() -> Vec<ResourceType> {
         def("", "ResourceQuota", "resourcequotas", true)
             .short(&["quota"])
             .status()
-            .build::<c::ResourceQuota>(sub()),
+            .build::<c::ResourceQuota>(sub().table(ta::quota_columns, ta::quota_row)),
         def("apps", "Deployment", "deployments", true)
             .short(&["deploy"])
             .all()
@@ -257,7 +257,9 @@ pub fn builtin_types() -> Vec<ResourceType> {
             .status()
             .build::<networking::v1::Ingress>(sub().table(ta::ingress_columns, ta::ingress_row)),
         def("networking.k8s.io", "IngressClass", "ingressclasses", false)
-            .build::<networking::v1::IngressClass>(sub()),
+            .build::<networking::v1::IngressClass>(
+            sub().table(ta::ingressclass_columns, ta::ingressclass_row),
+        ),
         def(
             "networking.k8s.io",
             "NetworkPolicy",
@@ -267,7 +269,9 @@ pub fn builtin_types() -> Vec<ResourceType> {
         .short(&["netpol"])
         .build::<networking::v1::NetworkPolicy>(sub().table(ta::netpol_columns, ta::netpol_row)),
         def("discovery.k8s.io", "EndpointSlice", "endpointslices", true)
-            .build::<discovery::v1::EndpointSlice>(sub()),
+            .build::<discovery::v1::EndpointSlice>(
+            sub().table(ta::endpointslice_columns, ta::endpointslice_row),
+        ),
         def("coordination.k8s.io", "Lease", "leases", true)
             .build::<coordination::v1::Lease>(sub().table(ta::lease_columns, ta::lease_row)),
         def("rbac.authorization.k8s.io", "Role", "roles", true).build::<rbac::v1::Role>(

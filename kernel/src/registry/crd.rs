@@ -59,8 +59,20 @@ pub fn default_crd(obj: &mut Value) {
 }
 
 /// CRD validation with apiextensions' messages.
-pub fn validate_crd(obj: &Value, _old: Option<&Value>) -> Vec<FieldError> {
+pub fn validate_crd(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let mut errs = Vec::new();
+    if let Some(old) = old {
+        for (field, ptr) in [("spec.group", "/spec/group"), ("spec.scope", "/spec/scope")] {
+            let (new_v, old_v) = (s(obj, ptr), s(old, ptr));
+            if !old_v.is_empty() && new_v != old_v {
+                errs.push(FieldError::invalid(
+                    field,
+                    &json!(new_v),
+                    "field is immutable",
+                ));
+            }
+        }
+    }
     let group = s(obj, "/spec/group");
     let plural = s(obj, "/spec/names/plural");
     let name = s(obj, "/metadata/name");
@@ -654,6 +666,22 @@ mod tests {
         assert!(msgs.contains(&"spec.group: Required value".to_owned()));
         assert!(msgs.contains(&"spec.names.plural: Required value".to_owned()));
         assert!(msgs.contains(&"spec.scope: Required value".to_owned()));
+    }
+
+    #[test]
+    fn scope_and_group_are_immutable() {
+        let old = crd();
+        let mut new = crd();
+        new["spec"]["scope"] = json!("Cluster");
+        default_crd(&mut new);
+        let msgs: Vec<String> = validate_crd(&new, Some(&old))
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
+        assert_eq!(
+            msgs,
+            vec![r#"spec.scope: Invalid value: "Cluster": field is immutable"#]
+        );
     }
 
     #[test]

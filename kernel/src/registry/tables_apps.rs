@@ -421,6 +421,166 @@ pub fn pvc_row(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
     ]
 }
 
+/// PersistentVolumes.
+pub fn pv_columns() -> Vec<Column> {
+    cols(&[
+        ("Name", "string", 0),
+        ("Capacity", "string", 0),
+        ("Access Modes", "string", 0),
+        ("Reclaim Policy", "string", 0),
+        ("Status", "string", 0),
+        ("Claim", "string", 0),
+        ("StorageClass", "string", 0),
+        ("VolumeAttributesClass", "string", 0),
+        ("Reason", "string", 0),
+        ("Age", "string", 0),
+        ("VolumeMode", "string", 1),
+    ])
+}
+
+/// PersistentVolume row.
+pub fn pv_row(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let claim = match obj.pointer("/spec/claimRef").filter(|c| c.is_object()) {
+        Some(c) => format!("{}/{}", str_at(c, "/namespace", ""), str_at(c, "/name", "")),
+        None => String::new(),
+    };
+    vec![
+        name(obj),
+        json!(str_at(obj, "/spec/capacity/storage", "")),
+        json!(access_modes(arr_at(obj, "/spec/accessModes"))),
+        json!(str_at(obj, "/spec/persistentVolumeReclaimPolicy", "")),
+        json!(str_at(obj, "/status/phase", "")),
+        json!(claim),
+        json!(str_at(obj, "/spec/storageClassName", "")),
+        json!(str_at(obj, "/spec/volumeAttributesClassName", "<unset>")),
+        json!(str_at(obj, "/status/reason", "")),
+        age(obj, now),
+        json!(str_at(obj, "/spec/volumeMode", "")),
+    ]
+}
+
+/// IngressClasses.
+pub fn ingressclass_columns() -> Vec<Column> {
+    cols(&[
+        ("Name", "string", 0),
+        ("Controller", "string", 0),
+        ("Parameters", "string", 0),
+        ("Age", "string", 0),
+    ])
+}
+
+/// IngressClass row.
+pub fn ingressclass_row(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let params = match obj.pointer("/spec/parameters").filter(|p| p.is_object()) {
+        Some(p) => {
+            let group = str_at(p, "/apiGroup", "");
+            let kind = str_at(p, "/kind", "");
+            let kind = if group.is_empty() {
+                kind.to_owned()
+            } else {
+                format!("{kind}.{group}")
+            };
+            format!("{kind}/{}", str_at(p, "/name", ""))
+        }
+        None => "<none>".to_owned(),
+    };
+    vec![
+        name(obj),
+        json!(str_at(obj, "/spec/controller", "")),
+        json!(params),
+        age(obj, now),
+    ]
+}
+
+/// EndpointSlices.
+pub fn endpointslice_columns() -> Vec<Column> {
+    cols(&[
+        ("Name", "string", 0),
+        ("AddressType", "string", 0),
+        ("Ports", "string", 0),
+        ("Endpoints", "string", 0),
+        ("Age", "string", 0),
+    ])
+}
+
+/// EndpointSlice row: ports and up to three addresses, then `+ N more...`.
+pub fn endpointslice_row(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let ports: Vec<String> = arr_at(obj, "/ports")
+        .iter()
+        .map(|p| match p.get("port").and_then(Value::as_i64) {
+            Some(n) => n.to_string(),
+            None => "<unset>".to_owned(),
+        })
+        .collect();
+    let addrs: Vec<&str> = arr_at(obj, "/endpoints")
+        .iter()
+        .flat_map(|e| arr_at(e, "/addresses").iter().filter_map(Value::as_str))
+        .collect();
+    let endpoints = match addrs.len() {
+        0 => "<unset>".to_owned(),
+        n if n > 3 => format!("{} + {} more...", addrs[..3].join(","), n - 3),
+        _ => addrs.join(","),
+    };
+    vec![
+        name(obj),
+        json!(str_at(obj, "/addressType", "")),
+        json!(if ports.is_empty() {
+            "<unset>".to_owned()
+        } else {
+            ports.join(",")
+        }),
+        json!(endpoints),
+        age(obj, now),
+    ]
+}
+
+/// ResourceQuotas.
+pub fn quota_columns() -> Vec<Column> {
+    cols(&[
+        ("Name", "string", 0),
+        ("Age", "string", 0),
+        ("Request", "string", 0),
+        ("Limit", "string", 0),
+    ])
+}
+
+/// ResourceQuota row: `resource: used/hard` pairs, limits apart from requests.
+pub fn quota_row(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let mut request = Vec::new();
+    let mut limit = Vec::new();
+    if let Some(hard) = obj
+        .pointer("/status/hard")
+        .or_else(|| obj.pointer("/spec/hard"))
+        .and_then(Value::as_object)
+    {
+        let mut keys: Vec<&String> = hard.keys().collect();
+        keys.sort();
+        for k in keys {
+            let used = obj
+                .pointer("/status/used")
+                .and_then(|u| u.get(k.as_str()))
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                .unwrap_or_else(|| "0".into());
+            let h = hard
+                .get(k.as_str())
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                .unwrap_or_default();
+            let item = format!("{k}: {used}/{h}");
+            if k.starts_with("limits.") {
+                limit.push(item)
+            } else {
+                request.push(item)
+            }
+        }
+    }
+    vec![
+        name(obj),
+        age(obj, now),
+        json!(request.join(", ")),
+        json!(limit.join(", ")),
+    ]
+}
+
 /// ControllerRevisions.
 pub fn controllerrevision_columns() -> Vec<Column> {
     cols(&[
@@ -568,6 +728,42 @@ mod tests {
                 json!(1),
                 json!("5m")
             ]
+        );
+    }
+
+    #[test]
+    fn storage_networking_quota_rows() {
+        let pv = json!({"metadata": {"name": "pv1"}, "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce", "ReadOnlyMany"],
+            "persistentVolumeReclaimPolicy": "Retain", "claimRef": {"namespace": "ns", "name": "data"}, "volumeMode": "Filesystem"},
+            "status": {"phase": "Bound"}});
+        assert_eq!(
+            pv_row(&pv, now())[1..8],
+            [
+                json!("1Gi"),
+                json!("RWO,ROX"),
+                json!("Retain"),
+                json!("Bound"),
+                json!("ns/data"),
+                json!(""),
+                json!("<unset>")
+            ]
+        );
+        let es = json!({"metadata": {"name": "web-abc"}, "addressType": "IPv4", "ports": [{"port": 80}],
+            "endpoints": [{"addresses": ["10.0.0.1"]}, {"addresses": ["10.0.0.2"]}]});
+        assert_eq!(
+            endpointslice_row(&es, now())[1..4],
+            [json!("IPv4"), json!("80"), json!("10.0.0.1,10.0.0.2")]
+        );
+        let q = json!({"metadata": {"name": "q"}, "spec": {"hard": {"pods": "10", "limits.cpu": "2"}},
+            "status": {"hard": {"pods": "10", "limits.cpu": "2"}, "used": {"pods": "3"}}});
+        assert_eq!(
+            quota_row(&q, now())[2..],
+            [json!("pods: 3/10"), json!("limits.cpu: 0/2")]
+        );
+        let ic = json!({"metadata": {"name": "kerno"}, "spec": {"controller": "kerno.dev/ingress-http"}});
+        assert_eq!(
+            ingressclass_row(&ic, now())[1..3],
+            [json!("kerno.dev/ingress-http"), json!("<none>")]
         );
     }
 
