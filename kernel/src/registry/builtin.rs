@@ -10,8 +10,8 @@ use super::tables::{self as t, created_at_columns, created_at_row};
 use super::typed::{Hooks, TypedStrategy};
 use super::validation::NameRule;
 use super::{
-    Registry, ResourceType, ScalePaths, crd, defaults as d, fields, plugin, pod_table, rules,
-    tables_apps as ta,
+    Registry, ResourceType, ScalePaths, crd, defaults as d, fields, plugin, pod_table,
+    rbac as rbac_rules, rules, tables_apps as ta,
 };
 
 /// Static description of one built-in type.
@@ -275,7 +275,9 @@ pub fn builtin_types() -> Vec<ResourceType> {
         def("coordination.k8s.io", "Lease", "leases", true)
             .build::<coordination::v1::Lease>(sub().table(ta::lease_columns, ta::lease_row)),
         def("rbac.authorization.k8s.io", "Role", "roles", true).build::<rbac::v1::Role>(
-            Hooks::new(NameRule::PathSegment).table(created_at_columns, created_at_row),
+            Hooks::new(NameRule::PathSegment)
+                .validate(rbac_rules::role)
+                .table(created_at_columns, created_at_row),
         ),
         def(
             "rbac.authorization.k8s.io",
@@ -284,7 +286,9 @@ pub fn builtin_types() -> Vec<ResourceType> {
             false,
         )
         .build::<rbac::v1::ClusterRole>(
-            Hooks::new(NameRule::PathSegment).table(created_at_columns, created_at_row),
+            Hooks::new(NameRule::PathSegment)
+                .validate(rbac_rules::cluster_role)
+                .table(created_at_columns, created_at_row),
         ),
         def(
             "rbac.authorization.k8s.io",
@@ -293,7 +297,9 @@ pub fn builtin_types() -> Vec<ResourceType> {
             true,
         )
         .build::<rbac::v1::RoleBinding>(
-            Hooks::new(NameRule::PathSegment).table(ta::binding_columns, ta::binding_row),
+            Hooks::new(NameRule::PathSegment)
+                .validate(rbac_rules::role_binding)
+                .table(ta::binding_columns, ta::binding_row),
         ),
         def(
             "rbac.authorization.k8s.io",
@@ -302,7 +308,9 @@ pub fn builtin_types() -> Vec<ResourceType> {
             false,
         )
         .build::<rbac::v1::ClusterRoleBinding>(
-            Hooks::new(NameRule::PathSegment).table(ta::binding_columns, ta::binding_row),
+            Hooks::new(NameRule::PathSegment)
+                .validate(rbac_rules::cluster_role_binding)
+                .table(ta::binding_columns, ta::binding_row),
         ),
         def(
             "apiextensions.k8s.io",

@@ -272,6 +272,7 @@ pub mod fields;
 pub mod jsonpath;
 pub mod plugin;
 pub mod pod_table;
+pub mod rbac;
 pub mod rules;
 pub mod schema;
 pub mod tables;
