@@ -11,7 +11,7 @@ use super::typed::{Hooks, TypedStrategy};
 use super::validation::NameRule;
 use super::{
     Registry, ResourceType, ScalePaths, crd, defaults as d, fields, plugin, pod_table,
-    rbac as rbac_rules, rules, tables_apps as ta,
+    rbac as rbac_rules, rules, rules_core, tables_apps as ta, tables_more as tm,
 };
 
 /// Static description of one built-in type.
@@ -135,7 +135,7 @@ pub fn builtin_types() -> Vec<ResourceType> {
             .build::<c::Service>(
                 Hooks::new(NameRule::Dns1035)
                     .default(d::service)
-                    .validate(rules::service)
+                    .validate(rules_core::service)
                     .table(t::service_columns, t::service_row),
             ),
         def("", "Endpoints", "endpoints", true)
@@ -145,13 +145,13 @@ pub fn builtin_types() -> Vec<ResourceType> {
             .short(&["cm"])
             .build::<c::ConfigMap>(
                 sub()
-                    .validate(rules::configmap)
+                    .validate(rules_core::configmap)
                     .table(t::configmap_columns, t::configmap_row),
             ),
         def("", "Secret", "secrets", true).build::<c::Secret>(
             sub()
                 .default(d::secret)
-                .validate(rules::secret)
+                .validate(rules_core::secret)
                 .table(t::secret_columns, t::secret_row)
                 .fields(fields::SECRET),
         ),
@@ -170,12 +170,12 @@ pub fn builtin_types() -> Vec<ResourceType> {
         def("", "PersistentVolume", "persistentvolumes", false)
             .short(&["pv"])
             .status()
-            .build::<c::PersistentVolume>(sub().default(d::pv).table(ta::pv_columns, ta::pv_row)),
+            .build::<c::PersistentVolume>(sub().default(d::pv).table(tm::pv_columns, tm::pv_row)),
         def("", "PersistentVolumeClaim", "persistentvolumeclaims", true)
             .short(&["pvc"])
             .status()
             .build::<c::PersistentVolumeClaim>(
-                sub().default(d::pvc).table(ta::pvc_columns, ta::pvc_row),
+                sub().default(d::pvc).table(tm::pvc_columns, tm::pvc_row),
             ),
         def("", "LimitRange", "limitranges", true)
             .short(&["limits"])
@@ -183,7 +183,7 @@ pub fn builtin_types() -> Vec<ResourceType> {
         def("", "ResourceQuota", "resourcequotas", true)
             .short(&["quota"])
             .status()
-            .build::<c::ResourceQuota>(sub().table(ta::quota_columns, ta::quota_row)),
+            .build::<c::ResourceQuota>(sub().table(tm::quota_columns, tm::quota_row)),
         def("apps", "Deployment", "deployments", true)
             .short(&["deploy"])
             .all()
@@ -230,7 +230,7 @@ pub fn builtin_types() -> Vec<ResourceType> {
             ),
         def("apps", "ControllerRevision", "controllerrevisions", true)
             .build::<apps::v1::ControllerRevision>(
-                sub().table(ta::controllerrevision_columns, ta::controllerrevision_row),
+                sub().table(tm::controllerrevision_columns, tm::controllerrevision_row),
             ),
         def("batch", "Job", "jobs", true)
             .all()
@@ -255,10 +255,10 @@ pub fn builtin_types() -> Vec<ResourceType> {
         def("networking.k8s.io", "Ingress", "ingresses", true)
             .short(&["ing"])
             .status()
-            .build::<networking::v1::Ingress>(sub().table(ta::ingress_columns, ta::ingress_row)),
+            .build::<networking::v1::Ingress>(sub().table(tm::ingress_columns, tm::ingress_row)),
         def("networking.k8s.io", "IngressClass", "ingressclasses", false)
             .build::<networking::v1::IngressClass>(
-            sub().table(ta::ingressclass_columns, ta::ingressclass_row),
+            sub().table(tm::ingressclass_columns, tm::ingressclass_row),
         ),
         def(
             "networking.k8s.io",
@@ -267,13 +267,13 @@ pub fn builtin_types() -> Vec<ResourceType> {
             true,
         )
         .short(&["netpol"])
-        .build::<networking::v1::NetworkPolicy>(sub().table(ta::netpol_columns, ta::netpol_row)),
+        .build::<networking::v1::NetworkPolicy>(sub().table(tm::netpol_columns, tm::netpol_row)),
         def("discovery.k8s.io", "EndpointSlice", "endpointslices", true)
             .build::<discovery::v1::EndpointSlice>(
-            sub().table(ta::endpointslice_columns, ta::endpointslice_row),
+            sub().table(tm::endpointslice_columns, tm::endpointslice_row),
         ),
         def("coordination.k8s.io", "Lease", "leases", true)
-            .build::<coordination::v1::Lease>(sub().table(ta::lease_columns, ta::lease_row)),
+            .build::<coordination::v1::Lease>(sub().table(tm::lease_columns, tm::lease_row)),
         def("rbac.authorization.k8s.io", "Role", "roles", true).build::<rbac::v1::Role>(
             Hooks::new(NameRule::PathSegment)
                 .validate(rbac_rules::role)
@@ -299,7 +299,7 @@ pub fn builtin_types() -> Vec<ResourceType> {
         .build::<rbac::v1::RoleBinding>(
             Hooks::new(NameRule::PathSegment)
                 .validate(rbac_rules::role_binding)
-                .table(ta::binding_columns, ta::binding_row),
+                .table(tm::binding_columns, tm::binding_row),
         ),
         def(
             "rbac.authorization.k8s.io",
@@ -310,7 +310,7 @@ pub fn builtin_types() -> Vec<ResourceType> {
         .build::<rbac::v1::ClusterRoleBinding>(
             Hooks::new(NameRule::PathSegment)
                 .validate(rbac_rules::cluster_role_binding)
-                .table(ta::binding_columns, ta::binding_row),
+                .table(tm::binding_columns, tm::binding_row),
         ),
         def(
             "apiextensions.k8s.io",
@@ -331,7 +331,7 @@ pub fn builtin_types() -> Vec<ResourceType> {
             .build::<plugin::Plugin>(
                 sub()
                     .validate(plugin::validate)
-                    .table(ta::plugin_columns, ta::plugin_row),
+                    .table(tm::plugin_columns, tm::plugin_row),
             ),
     ]
 }
