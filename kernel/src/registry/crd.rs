@@ -233,6 +233,21 @@ pub fn validate_crd(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
     errs
 }
 
+/// A `'static` copy of a selectable field name. The trait hands out
+/// `&[&str]`; interning keeps the memory bounded by the distinct names ever
+/// seen, however often CRDs are updated.
+fn intern(name: &str) -> &'static str {
+    static NAMES: std::sync::Mutex<Option<HashSet<&'static str>>> = std::sync::Mutex::new(None);
+    let mut guard = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    let set = guard.get_or_insert_with(HashSet::new);
+    if let Some(existing) = set.get(name) {
+        return existing;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    set.insert(leaked);
+    leaked
+}
+
 /// Column of a CRD table, with the JSONPath of its cells.
 #[derive(Clone, Debug)]
 struct PrinterColumn {
@@ -299,10 +314,7 @@ impl SchemaStrategy {
             let path = s(f, "/jsonPath");
             if !path.is_empty() {
                 let name = path.trim_start_matches('.').to_owned();
-                // Field names live as long as the type; leaking a few short
-                // strings per CRD version keeps the trait's `&[&str]` simple.
-                self.field_names
-                    .push(Box::leak(name.clone().into_boxed_str()));
+                self.field_names.push(intern(&name));
                 self.selectable.push((name, path.to_owned()));
             }
         }
@@ -616,6 +628,27 @@ mod tests {
             schema.pointer("/properties/spec/properties/color/type"),
             Some(&json!("string"))
         );
+    }
+
+    #[test]
+    fn selectable_fields_of_custom_resources() {
+        let mut c = crd();
+        c["spec"]["versions"][0]["selectableFields"] = json!([{"jsonPath": ".spec.color"}]);
+        let types = types_from_crd(&c).unwrap_or_default();
+        let rt = &types[0];
+        assert_eq!(rt.strategy.selectable_fields(), &["spec.color"]);
+        let obj = json!({"metadata": {"name": "w"}, "spec": {"color": "red"}});
+        assert_eq!(
+            rt.strategy.field_value(&obj, "spec.color").as_deref(),
+            Some("red")
+        );
+        assert_eq!(
+            rt.strategy
+                .field_value(&json!({"metadata": {}}), "spec.color")
+                .as_deref(),
+            Some("")
+        );
+        assert!(std::ptr::eq(intern("spec.color"), intern("spec.color")));
     }
 
     #[test]

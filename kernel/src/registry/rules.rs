@@ -375,6 +375,9 @@ pub fn deployment(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
                 "may not be specified when strategy `type` is 'Recreate'",
             ));
         }
+        if let Some(ru) = st.get("rollingUpdate").filter(|v| v.is_object()) {
+            errs.extend(validate_rolling_update(ru, "spec.strategy.rollingUpdate"));
+        }
     }
     non_negative(
         obj,
@@ -382,6 +385,57 @@ pub fn deployment(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
         "spec.revisionHistoryLimit",
         &mut errs,
     );
+    errs
+}
+
+/// An int-or-string as Go's `IntOrString.String()` prints it, and whether
+/// it is zero. `None` for a malformed percentage.
+fn int_or_percent(v: &Value) -> Option<(String, bool, Option<i64>)> {
+    match v {
+        Value::Number(n) => n.as_i64().map(|i| (i.to_string(), i == 0, None)),
+        Value::String(s) => {
+            let pct = s.strip_suffix('%')?.parse::<i64>().ok()?;
+            Some((s.clone(), pct == 0, Some(pct)))
+        }
+        _ => None,
+    }
+}
+
+/// `maxUnavailable` / `maxSurge` of a rolling update, as apps validation checks them.
+fn validate_rolling_update(ru: &Value, base: &str) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let mut zero = [false, false];
+    for (n, key) in ["maxUnavailable", "maxSurge"].into_iter().enumerate() {
+        let Some(v) = ru.get(key).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let field = format!("{base}.{key}");
+        match int_or_percent(v) {
+            None => errs.push(invalid_raw(&field, &v.to_string(), "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')")),
+            Some((shown, is_zero, pct)) => {
+                zero[n] = is_zero;
+                let negative = pct.map_or_else(|| v.as_i64().is_some_and(|i| i < 0), |p| p < 0);
+                if negative {
+                    errs.push(invalid_raw(&field, &shown, "must be greater than or equal to 0"));
+                }
+                if key == "maxUnavailable" && pct.is_some_and(|p| p > 100) {
+                    errs.push(invalid_raw(&field, &shown, "must not be greater than 100%"));
+                }
+            }
+        }
+    }
+    if zero == [true, true] {
+        let shown = ru
+            .get("maxUnavailable")
+            .and_then(int_or_percent)
+            .map(|x| x.0)
+            .unwrap_or_default();
+        errs.push(invalid_raw(
+            &format!("{base}.maxUnavailable"),
+            &shown,
+            "may not be 0 when `maxSurge` is 0",
+        ));
+    }
     errs
 }
 
@@ -599,6 +653,32 @@ mod tests {
             msgs(&replicaset(&nosel, None)),
             vec!["spec.selector: Required value"]
         );
+    }
+
+    #[test]
+    fn rolling_update_rules() {
+        let mut d = deploy(
+            json!({"matchLabels": {"app": "web"}}),
+            json!({"app": "web"}),
+        );
+        d["spec"]["replicas"] = json!(1);
+        d["spec"]["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "0%"}});
+        assert_eq!(
+            msgs(&deployment(&d, None)),
+            vec![
+                "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: 0: may not be 0 when `maxSurge` is 0"
+            ]
+        );
+        d["spec"]["strategy"]["rollingUpdate"] = json!({"maxUnavailable": "120%", "maxSurge": 1});
+        assert_eq!(
+            msgs(&deployment(&d, None)),
+            vec![
+                "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: 120%: must not be greater than 100%"
+            ]
+        );
+        d["spec"]["strategy"]["rollingUpdate"] =
+            json!({"maxUnavailable": "25%", "maxSurge": "25%"});
+        assert!(deployment(&d, None).is_empty());
     }
 
     #[test]
