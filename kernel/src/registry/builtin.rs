@@ -395,6 +395,104 @@ mod tests {
         }
     }
 
+    /// Defaults only add fields the types know, and defaulted minimal
+    /// objects pass validation.
+    #[test]
+    fn defaults_are_known_fields_and_valid() {
+        let tmpl = json!({"metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "nginx:1.27", "ports": [{"containerPort": 80}],
+                "readinessProbe": {"httpGet": {"port": 80}}}]}});
+        let sel = json!({"matchLabels": {"app": "web"}});
+        let mut job_tmpl = tmpl.clone();
+        job_tmpl["spec"]["restartPolicy"] = json!("Never");
+        let cases = [
+            (
+                "pods",
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "d"}, "spec": tmpl["spec"]}),
+            ),
+            (
+                "deployments",
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w", "namespace": "d"},
+                "spec": {"selector": sel, "template": tmpl}}),
+            ),
+            (
+                "replicasets",
+                json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "w", "namespace": "d"},
+                "spec": {"selector": sel, "template": tmpl}}),
+            ),
+            (
+                "statefulsets",
+                json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "w", "namespace": "d"},
+                "spec": {"selector": sel, "serviceName": "w", "template": tmpl,
+                    "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"]}}]}}),
+            ),
+            (
+                "daemonsets",
+                json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "w", "namespace": "d"},
+                "spec": {"selector": sel, "template": tmpl}}),
+            ),
+            (
+                "jobs",
+                json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j", "namespace": "d"},
+                "spec": {"template": job_tmpl}}),
+            ),
+            (
+                "cronjobs",
+                json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c", "namespace": "d"},
+                "spec": {"schedule": "*/1 * * * *", "jobTemplate": {"spec": {"template": job_tmpl}}}}),
+            ),
+            (
+                "services",
+                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "d"},
+                "spec": {"type": "NodePort", "selector": {"app": "web"}, "ports": [{"port": 80}]}}),
+            ),
+            (
+                "namespaces",
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}),
+            ),
+            (
+                "secrets",
+                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "d"}, "data": {"k": "dg=="}}),
+            ),
+            (
+                "persistentvolumes",
+                json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv"},
+                "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/tmp/x"}}}),
+            ),
+            (
+                "persistentvolumeclaims",
+                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "c", "namespace": "d"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+            ),
+            (
+                "customresourcedefinitions",
+                json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": "widgets.example.com"},
+                "spec": {"group": "example.com", "scope": "Namespaced", "names": {"plural": "widgets", "kind": "Widget"},
+                    "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object"}}}]}}),
+            ),
+        ];
+        let types = builtin_types();
+        for (plural, mut obj) in cases {
+            let rt = types
+                .iter()
+                .find(|t| t.plural == plural)
+                .expect("registered");
+            rt.strategy.default(&mut obj);
+            assert_eq!(
+                rt.strategy.check_schema(&obj),
+                Ok(vec![]),
+                "{plural}: {obj}"
+            );
+            let errs = rt.strategy.validate(&obj, None);
+            assert!(errs.is_empty(), "{plural}: {errs:?}");
+            assert!(
+                rt.strategy.validate(&obj, Some(&obj)).is_empty(),
+                "{plural} update to itself"
+            );
+        }
+    }
+
     #[test]
     fn strategies_run_end_to_end() {
         let types = builtin_types();

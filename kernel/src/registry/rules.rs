@@ -520,7 +520,8 @@ fn job_spec(obj: &Value, old: Option<&Value>, ptr: &str, base: &str) -> Vec<Fiel
             ptr,
             base,
             "job",
-            &["OnFailure", "Never"],
+            // The restart policy was checked above; don't report it twice.
+            &["Always", "OnFailure", "Never"],
         ));
     } else {
         // A job template's selector is generated on create; only check the pod spec.
@@ -702,6 +703,11 @@ mod tests {
                 r#"spec.template.spec.restartPolicy: Unsupported value: "Always": supported values: "OnFailure", "Never""#
             ]
         );
+        let mut defaulted = j.clone();
+        super::super::defaults::job(&mut defaulted);
+        assert_eq!(job(&defaulted, None).len(), 1);
+        defaulted["spec"]["template"]["spec"]["restartPolicy"] = json!("Never");
+        assert!(job(&defaulted, None).is_empty());
         let c = json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "a", "image": "x"}]}}}}}});
         assert_eq!(
             msgs(&cronjob(&c, None)),
