@@ -10,8 +10,8 @@ use super::tables::{self as t, created_at_columns, created_at_row};
 use super::typed::{Hooks, TypedStrategy};
 use super::validation::NameRule;
 use super::{
-    Registry, ResourceType, ScalePaths, crd, defaults as d, fields, plugin, pod_table, rules,
-    tables_apps as ta,
+    Registry, ResourceType, ScalePaths, crd, defaults as d, fields, plugin, pod_table,
+    rbac as rbac_rules, rules, rules_core, tables_apps as ta, tables_more as tm,
 };
 
 /// Static description of one built-in type.
@@ -135,7 +135,7 @@ pub fn builtin_types() -> Vec<ResourceType> {
             .build::<c::Service>(
                 Hooks::new(NameRule::Dns1035)
                     .default(d::service)
-                    .validate(rules::service)
+                    .validate(rules_core::service)
                     .table(t::service_columns, t::service_row),
             ),
         def("", "Endpoints", "endpoints", true)
@@ -145,13 +145,13 @@ pub fn builtin_types() -> Vec<ResourceType> {
             .short(&["cm"])
             .build::<c::ConfigMap>(
                 sub()
-                    .validate(rules::configmap)
+                    .validate(rules_core::configmap)
                     .table(t::configmap_columns, t::configmap_row),
             ),
         def("", "Secret", "secrets", true).build::<c::Secret>(
             sub()
                 .default(d::secret)
-                .validate(rules::secret)
+                .validate(rules_core::secret)
                 .table(t::secret_columns, t::secret_row)
                 .fields(fields::SECRET),
         ),
@@ -170,12 +170,12 @@ pub fn builtin_types() -> Vec<ResourceType> {
         def("", "PersistentVolume", "persistentvolumes", false)
             .short(&["pv"])
             .status()
-            .build::<c::PersistentVolume>(sub().default(d::pv)),
+            .build::<c::PersistentVolume>(sub().default(d::pv).table(tm::pv_columns, tm::pv_row)),
         def("", "PersistentVolumeClaim", "persistentvolumeclaims", true)
             .short(&["pvc"])
             .status()
             .build::<c::PersistentVolumeClaim>(
-                sub().default(d::pvc).table(ta::pvc_columns, ta::pvc_row),
+                sub().default(d::pvc).table(tm::pvc_columns, tm::pvc_row),
             ),
         def("", "LimitRange", "limitranges", true)
             .short(&["limits"])
@@ -183,7 +183,7 @@ pub fn builtin_types() -> Vec<ResourceType> {
         def("", "ResourceQuota", "resourcequotas", true)
             .short(&["quota"])
             .status()
-            .build::<c::ResourceQuota>(sub()),
+            .build::<c::ResourceQuota>(sub().table(tm::quota_columns, tm::quota_row)),
         def("apps", "Deployment", "deployments", true)
             .short(&["deploy"])
             .all()
@@ -230,7 +230,7 @@ pub fn builtin_types() -> Vec<ResourceType> {
             ),
         def("apps", "ControllerRevision", "controllerrevisions", true)
             .build::<apps::v1::ControllerRevision>(
-                sub().table(ta::controllerrevision_columns, ta::controllerrevision_row),
+                sub().table(tm::controllerrevision_columns, tm::controllerrevision_row),
             ),
         def("batch", "Job", "jobs", true)
             .all()
@@ -255,9 +255,11 @@ pub fn builtin_types() -> Vec<ResourceType> {
         def("networking.k8s.io", "Ingress", "ingresses", true)
             .short(&["ing"])
             .status()
-            .build::<networking::v1::Ingress>(sub().table(ta::ingress_columns, ta::ingress_row)),
+            .build::<networking::v1::Ingress>(sub().table(tm::ingress_columns, tm::ingress_row)),
         def("networking.k8s.io", "IngressClass", "ingressclasses", false)
-            .build::<networking::v1::IngressClass>(sub()),
+            .build::<networking::v1::IngressClass>(
+            sub().table(tm::ingressclass_columns, tm::ingressclass_row),
+        ),
         def(
             "networking.k8s.io",
             "NetworkPolicy",
@@ -265,13 +267,17 @@ pub fn builtin_types() -> Vec<ResourceType> {
             true,
         )
         .short(&["netpol"])
-        .build::<networking::v1::NetworkPolicy>(sub().table(ta::netpol_columns, ta::netpol_row)),
+        .build::<networking::v1::NetworkPolicy>(sub().table(tm::netpol_columns, tm::netpol_row)),
         def("discovery.k8s.io", "EndpointSlice", "endpointslices", true)
-            .build::<discovery::v1::EndpointSlice>(sub()),
+            .build::<discovery::v1::EndpointSlice>(
+            sub().table(tm::endpointslice_columns, tm::endpointslice_row),
+        ),
         def("coordination.k8s.io", "Lease", "leases", true)
-            .build::<coordination::v1::Lease>(sub().table(ta::lease_columns, ta::lease_row)),
+            .build::<coordination::v1::Lease>(sub().table(tm::lease_columns, tm::lease_row)),
         def("rbac.authorization.k8s.io", "Role", "roles", true).build::<rbac::v1::Role>(
-            Hooks::new(NameRule::PathSegment).table(created_at_columns, created_at_row),
+            Hooks::new(NameRule::PathSegment)
+                .validate(rbac_rules::role)
+                .table(created_at_columns, created_at_row),
         ),
         def(
             "rbac.authorization.k8s.io",
@@ -280,7 +286,9 @@ pub fn builtin_types() -> Vec<ResourceType> {
             false,
         )
         .build::<rbac::v1::ClusterRole>(
-            Hooks::new(NameRule::PathSegment).table(created_at_columns, created_at_row),
+            Hooks::new(NameRule::PathSegment)
+                .validate(rbac_rules::cluster_role)
+                .table(created_at_columns, created_at_row),
         ),
         def(
             "rbac.authorization.k8s.io",
@@ -289,7 +297,9 @@ pub fn builtin_types() -> Vec<ResourceType> {
             true,
         )
         .build::<rbac::v1::RoleBinding>(
-            Hooks::new(NameRule::PathSegment).table(ta::binding_columns, ta::binding_row),
+            Hooks::new(NameRule::PathSegment)
+                .validate(rbac_rules::role_binding)
+                .table(tm::binding_columns, tm::binding_row),
         ),
         def(
             "rbac.authorization.k8s.io",
@@ -298,7 +308,9 @@ pub fn builtin_types() -> Vec<ResourceType> {
             false,
         )
         .build::<rbac::v1::ClusterRoleBinding>(
-            Hooks::new(NameRule::PathSegment).table(ta::binding_columns, ta::binding_row),
+            Hooks::new(NameRule::PathSegment)
+                .validate(rbac_rules::cluster_role_binding)
+                .table(tm::binding_columns, tm::binding_row),
         ),
         def(
             "apiextensions.k8s.io",
@@ -319,7 +331,7 @@ pub fn builtin_types() -> Vec<ResourceType> {
             .build::<plugin::Plugin>(
                 sub()
                     .validate(plugin::validate)
-                    .table(ta::plugin_columns, ta::plugin_row),
+                    .table(tm::plugin_columns, tm::plugin_row),
             ),
     ]
 }
@@ -380,6 +392,104 @@ mod tests {
             );
             let row = rt.strategy.row(&json!({"metadata": {"name": "x"}}));
             assert_eq!(row.len(), cols.len(), "{rt:?} row width");
+        }
+    }
+
+    /// Defaults only add fields the types know, and defaulted minimal
+    /// objects pass validation.
+    #[test]
+    fn defaults_are_known_fields_and_valid() {
+        let tmpl = json!({"metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "nginx:1.27", "ports": [{"containerPort": 80}],
+                "readinessProbe": {"httpGet": {"port": 80}}}]}});
+        let sel = json!({"matchLabels": {"app": "web"}});
+        let mut job_tmpl = tmpl.clone();
+        job_tmpl["spec"]["restartPolicy"] = json!("Never");
+        let cases = [
+            (
+                "pods",
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "d"}, "spec": tmpl["spec"]}),
+            ),
+            (
+                "deployments",
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w", "namespace": "d"},
+                "spec": {"selector": sel, "template": tmpl}}),
+            ),
+            (
+                "replicasets",
+                json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "w", "namespace": "d"},
+                "spec": {"selector": sel, "template": tmpl}}),
+            ),
+            (
+                "statefulsets",
+                json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "w", "namespace": "d"},
+                "spec": {"selector": sel, "serviceName": "w", "template": tmpl,
+                    "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"]}}]}}),
+            ),
+            (
+                "daemonsets",
+                json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "w", "namespace": "d"},
+                "spec": {"selector": sel, "template": tmpl}}),
+            ),
+            (
+                "jobs",
+                json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j", "namespace": "d"},
+                "spec": {"template": job_tmpl}}),
+            ),
+            (
+                "cronjobs",
+                json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c", "namespace": "d"},
+                "spec": {"schedule": "*/1 * * * *", "jobTemplate": {"spec": {"template": job_tmpl}}}}),
+            ),
+            (
+                "services",
+                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "d"},
+                "spec": {"type": "NodePort", "selector": {"app": "web"}, "ports": [{"port": 80}]}}),
+            ),
+            (
+                "namespaces",
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}),
+            ),
+            (
+                "secrets",
+                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "d"}, "data": {"k": "dg=="}}),
+            ),
+            (
+                "persistentvolumes",
+                json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv"},
+                "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/tmp/x"}}}),
+            ),
+            (
+                "persistentvolumeclaims",
+                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "c", "namespace": "d"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+            ),
+            (
+                "customresourcedefinitions",
+                json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": "widgets.example.com"},
+                "spec": {"group": "example.com", "scope": "Namespaced", "names": {"plural": "widgets", "kind": "Widget"},
+                    "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object"}}}]}}),
+            ),
+        ];
+        let types = builtin_types();
+        for (plural, mut obj) in cases {
+            let rt = types
+                .iter()
+                .find(|t| t.plural == plural)
+                .expect("registered");
+            rt.strategy.default(&mut obj);
+            assert_eq!(
+                rt.strategy.check_schema(&obj),
+                Ok(vec![]),
+                "{plural}: {obj}"
+            );
+            let errs = rt.strategy.validate(&obj, None);
+            assert!(errs.is_empty(), "{plural}: {errs:?}");
+            assert!(
+                rt.strategy.validate(&obj, Some(&obj)).is_empty(),
+                "{plural} update to itself"
+            );
         }
     }
 

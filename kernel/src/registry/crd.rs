@@ -59,8 +59,20 @@ pub fn default_crd(obj: &mut Value) {
 }
 
 /// CRD validation with apiextensions' messages.
-pub fn validate_crd(obj: &Value, _old: Option<&Value>) -> Vec<FieldError> {
+pub fn validate_crd(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let mut errs = Vec::new();
+    if let Some(old) = old {
+        for (field, ptr) in [("spec.group", "/spec/group"), ("spec.scope", "/spec/scope")] {
+            let (new_v, old_v) = (s(obj, ptr), s(old, ptr));
+            if !old_v.is_empty() && new_v != old_v {
+                errs.push(FieldError::invalid(
+                    field,
+                    &json!(new_v),
+                    "field is immutable",
+                ));
+            }
+        }
+    }
     let group = s(obj, "/spec/group");
     let plural = s(obj, "/spec/names/plural");
     let name = s(obj, "/metadata/name");
@@ -221,6 +233,21 @@ pub fn validate_crd(obj: &Value, _old: Option<&Value>) -> Vec<FieldError> {
     errs
 }
 
+/// A `'static` copy of a selectable field name. The trait hands out
+/// `&[&str]`; interning keeps the memory bounded by the distinct names ever
+/// seen, however often CRDs are updated.
+fn intern(name: &str) -> &'static str {
+    static NAMES: std::sync::Mutex<Option<HashSet<&'static str>>> = std::sync::Mutex::new(None);
+    let mut guard = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    let set = guard.get_or_insert_with(HashSet::new);
+    if let Some(existing) = set.get(name) {
+        return existing;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    set.insert(leaked);
+    leaked
+}
+
 /// Column of a CRD table, with the JSONPath of its cells.
 #[derive(Clone, Debug)]
 struct PrinterColumn {
@@ -287,10 +314,7 @@ impl SchemaStrategy {
             let path = s(f, "/jsonPath");
             if !path.is_empty() {
                 let name = path.trim_start_matches('.').to_owned();
-                // Field names live as long as the type; leaking a few short
-                // strings per CRD version keeps the trait's `&[&str]` simple.
-                self.field_names
-                    .push(Box::leak(name.clone().into_boxed_str()));
+                self.field_names.push(intern(&name));
                 self.selectable.push((name, path.to_owned()));
             }
         }
@@ -607,6 +631,27 @@ mod tests {
     }
 
     #[test]
+    fn selectable_fields_of_custom_resources() {
+        let mut c = crd();
+        c["spec"]["versions"][0]["selectableFields"] = json!([{"jsonPath": ".spec.color"}]);
+        let types = types_from_crd(&c).unwrap_or_default();
+        let rt = &types[0];
+        assert_eq!(rt.strategy.selectable_fields(), &["spec.color"]);
+        let obj = json!({"metadata": {"name": "w"}, "spec": {"color": "red"}});
+        assert_eq!(
+            rt.strategy.field_value(&obj, "spec.color").as_deref(),
+            Some("red")
+        );
+        assert_eq!(
+            rt.strategy
+                .field_value(&json!({"metadata": {}}), "spec.color")
+                .as_deref(),
+            Some("")
+        );
+        assert!(std::ptr::eq(intern("spec.color"), intern("spec.color")));
+    }
+
+    #[test]
     fn default_columns_are_name_and_age() {
         let strategy = SchemaStrategy::new(false, json!({"type": "object"}), &[]);
         let cols: Vec<_> = strategy
@@ -654,6 +699,22 @@ mod tests {
         assert!(msgs.contains(&"spec.group: Required value".to_owned()));
         assert!(msgs.contains(&"spec.names.plural: Required value".to_owned()));
         assert!(msgs.contains(&"spec.scope: Required value".to_owned()));
+    }
+
+    #[test]
+    fn scope_and_group_are_immutable() {
+        let old = crd();
+        let mut new = crd();
+        new["spec"]["scope"] = json!("Cluster");
+        default_crd(&mut new);
+        let msgs: Vec<String> = validate_crd(&new, Some(&old))
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
+        assert_eq!(
+            msgs,
+            vec![r#"spec.scope: Invalid value: "Cluster": field is immutable"#]
+        );
     }
 
     #[test]

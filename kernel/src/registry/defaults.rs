@@ -245,6 +245,9 @@ pub fn service(obj: &mut Value) {
         .to_owned();
     if ty != "ExternalName" {
         set(spec, "internalTrafficPolicy", json!("Cluster"));
+        // kerno allocates IPv4 cluster IPs only.
+        set(spec, "ipFamilyPolicy", json!("SingleStack"));
+        set(spec, "ipFamilies", json!(["IPv4"]));
     }
     if ty == "NodePort" || ty == "LoadBalancer" {
         set(spec, "externalTrafficPolicy", json!("Cluster"));

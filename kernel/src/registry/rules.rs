@@ -5,21 +5,21 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::{Value, json};
 
 use super::validation::{
-    config_map_key, dns1123_label, invalid_all, invalid_raw, validate_annotations, validate_labels,
+    dns1123_label, invalid_all, invalid_raw, validate_annotations, validate_labels,
 };
 use crate::error::FieldError;
 
-fn arr(v: Option<&Value>) -> &[Value] {
+pub(super) fn arr(v: Option<&Value>) -> &[Value] {
     v.and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or(&[])
 }
 
-fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+pub(super) fn s<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
-fn port_range(field: &str, value: &Value, allow_zero: bool, errs: &mut Vec<FieldError>) {
+pub(super) fn port_range(field: &str, value: &Value, allow_zero: bool, errs: &mut Vec<FieldError>) {
     let Some(n) = value.as_i64() else { return };
     if (allow_zero && n == 0) || (1..=65535).contains(&n) {
         return;
@@ -43,7 +43,13 @@ fn non_negative(obj: &Value, pointer: &str, field: &str, errs: &mut Vec<FieldErr
     }
 }
 
-fn one_of(v: &Value, key: &str, field: &str, allowed: &[&str], errs: &mut Vec<FieldError>) {
+pub(super) fn one_of(
+    v: &Value,
+    key: &str,
+    field: &str,
+    allowed: &[&str],
+    errs: &mut Vec<FieldError>,
+) {
     if let Some(val) = v.get(key).filter(|x| !x.is_null())
         && !val.as_str().is_some_and(|x| allowed.contains(&x))
     {
@@ -150,9 +156,65 @@ pub fn validate_pod_spec(spec: Option<&Value>, base: &str) -> Vec<FieldError> {
     errs
 }
 
-/// Pod validation.
-pub fn pod(obj: &Value, _old: Option<&Value>) -> Vec<FieldError> {
-    validate_pod_spec(obj.get("spec"), "spec")
+/// The pod spec fields Kubernetes lets an update change, as its message lists them.
+const POD_UPDATABLE: &str = "`spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
+
+/// A pod spec with the fields an update may change blanked out.
+fn pod_spec_frozen(spec: Option<&Value>, node_name: Option<&Value>) -> Value {
+    let mut spec = spec.cloned().unwrap_or_else(|| json!({}));
+    if let Some(m) = spec.as_object_mut() {
+        for key in [
+            "activeDeadlineSeconds",
+            "tolerations",
+            "terminationGracePeriodSeconds",
+        ] {
+            m.remove(key);
+        }
+        // Binding sets nodeName once; kerno's scheduler may do it by update.
+        if let Some(n) = node_name {
+            m.insert("nodeName".into(), n.clone());
+        }
+        for key in ["containers", "initContainers"] {
+            if let Some(Value::Array(cs)) = m.get_mut(key) {
+                for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+                    c.remove("image");
+                }
+            }
+        }
+    }
+    spec
+}
+
+/// Pod validation; on update, only the fields Kubernetes allows may change.
+pub fn pod(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
+    let mut errs = validate_pod_spec(obj.get("spec"), "spec");
+    if let Some(old) = old {
+        let old_node = old
+            .pointer("/spec/nodeName")
+            .filter(|n| n.as_str().is_some_and(|s| !s.is_empty()));
+        // An unbound pod may get its node; a bound one keeps it.
+        let node = match old_node {
+            Some(_) => None,
+            None => obj.pointer("/spec/nodeName").cloned(),
+        };
+        let new_frozen = pod_spec_frozen(obj.get("spec"), node.as_ref());
+        let old_frozen = pod_spec_frozen(old.get("spec"), node.as_ref());
+        if new_frozen != old_frozen {
+            errs.push(FieldError::forbidden(
+                "spec",
+                format!("pod updates may not change fields other than {POD_UPDATABLE}"),
+            ));
+        }
+        let old_tol = arr(old.pointer("/spec/tolerations"));
+        let new_tol = arr(obj.pointer("/spec/tolerations"));
+        if old_tol.iter().any(|t| !new_tol.contains(t)) {
+            errs.push(FieldError::forbidden(
+                "spec.tolerations",
+                "existing toleration can not be modified except its tolerationSeconds",
+            ));
+        }
+    }
+    errs
 }
 
 /// Go's `%#v` of a `map[string]string`, as Kubernetes prints label maps.
@@ -313,6 +375,9 @@ pub fn deployment(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
                 "may not be specified when strategy `type` is 'Recreate'",
             ));
         }
+        if let Some(ru) = st.get("rollingUpdate").filter(|v| v.is_object()) {
+            errs.extend(validate_rolling_update(ru, "spec.strategy.rollingUpdate"));
+        }
     }
     non_negative(
         obj,
@@ -320,6 +385,57 @@ pub fn deployment(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
         "spec.revisionHistoryLimit",
         &mut errs,
     );
+    errs
+}
+
+/// An int-or-string as Go's `IntOrString.String()` prints it, and whether
+/// it is zero. `None` for a malformed percentage.
+fn int_or_percent(v: &Value) -> Option<(String, bool, Option<i64>)> {
+    match v {
+        Value::Number(n) => n.as_i64().map(|i| (i.to_string(), i == 0, None)),
+        Value::String(s) => {
+            let pct = s.strip_suffix('%')?.parse::<i64>().ok()?;
+            Some((s.clone(), pct == 0, Some(pct)))
+        }
+        _ => None,
+    }
+}
+
+/// `maxUnavailable` / `maxSurge` of a rolling update, as apps validation checks them.
+fn validate_rolling_update(ru: &Value, base: &str) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let mut zero = [false, false];
+    for (n, key) in ["maxUnavailable", "maxSurge"].into_iter().enumerate() {
+        let Some(v) = ru.get(key).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let field = format!("{base}.{key}");
+        match int_or_percent(v) {
+            None => errs.push(invalid_raw(&field, &v.to_string(), "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')")),
+            Some((shown, is_zero, pct)) => {
+                zero[n] = is_zero;
+                let negative = pct.map_or_else(|| v.as_i64().is_some_and(|i| i < 0), |p| p < 0);
+                if negative {
+                    errs.push(invalid_raw(&field, &shown, "must be greater than or equal to 0"));
+                }
+                if key == "maxUnavailable" && pct.is_some_and(|p| p > 100) {
+                    errs.push(invalid_raw(&field, &shown, "must not be greater than 100%"));
+                }
+            }
+        }
+    }
+    if zero == [true, true] {
+        let shown = ru
+            .get("maxUnavailable")
+            .and_then(int_or_percent)
+            .map(|x| x.0)
+            .unwrap_or_default();
+        errs.push(invalid_raw(
+            &format!("{base}.maxUnavailable"),
+            &shown,
+            "may not be 0 when `maxSurge` is 0",
+        ));
+    }
     errs
 }
 
@@ -404,7 +520,8 @@ fn job_spec(obj: &Value, old: Option<&Value>, ptr: &str, base: &str) -> Vec<Fiel
             ptr,
             base,
             "job",
-            &["OnFailure", "Never"],
+            // The restart policy was checked above; don't report it twice.
+            &["Always", "OnFailure", "Never"],
         ));
     } else {
         // A job template's selector is generated on create; only check the pod spec.
@@ -444,185 +561,27 @@ pub fn cronjob(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
     errs
 }
 
-/// Service validation.
-pub fn service(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
-    let mut errs = Vec::new();
-    let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
-    let ty = spec
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("ClusterIP");
-    one_of(
-        &spec,
-        "type",
-        "spec.type",
-        &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"],
-        &mut errs,
-    );
-    one_of(
-        &spec,
-        "sessionAffinity",
-        "spec.sessionAffinity",
-        &["ClientIP", "None"],
-        &mut errs,
-    );
-    let headless = s(&spec, "clusterIP") == "None";
-    let ports = arr(spec.get("ports"));
-    if ty == "ExternalName" {
-        if s(&spec, "externalName").is_empty() {
-            errs.push(FieldError::required("spec.externalName"));
-        }
-    } else if ports.is_empty() && !headless {
-        errs.push(FieldError::required("spec.ports"));
-    }
-    let mut names = HashSet::new();
-    for (i, p) in ports.iter().enumerate() {
-        let base = format!("spec.ports[{i}]");
-        let name = s(p, "name");
-        if ports.len() > 1 && name.is_empty() {
-            errs.push(FieldError::required(format!("{base}.name")));
-        } else if !name.is_empty() {
-            errs.extend(invalid_all(
-                &format!("{base}.name"),
-                name,
-                dns1123_label(name),
-            ));
-            if !names.insert(name.to_owned()) {
-                errs.push(FieldError::duplicate(format!("{base}.name"), &json!(name)));
-            }
-        }
-        port_range(
-            &format!("{base}.port"),
-            p.get("port").unwrap_or(&json!(0)),
-            false,
-            &mut errs,
-        );
-        one_of(
-            p,
-            "protocol",
-            &format!("{base}.protocol"),
-            &["SCTP", "TCP", "UDP"],
-            &mut errs,
-        );
-        if let Some(tp) = p.get("targetPort").filter(|v| v.is_number()) {
-            port_range(&format!("{base}.targetPort"), tp, false, &mut errs);
-        }
-        if let Some(np) = p
-            .get("nodePort")
-            .filter(|v| v.as_i64().is_some_and(|n| n != 0))
-        {
-            if ty == "ClusterIP" || ty == "ExternalName" {
-                errs.push(FieldError::forbidden(
-                    format!("{base}.nodePort"),
-                    format!("may not be used when `type` is '{ty}'"),
-                ));
-            } else {
-                port_range(&format!("{base}.nodePort"), np, false, &mut errs);
-            }
-        }
-    }
-    if let Some(old) = old {
-        let old_ty = old
-            .pointer("/spec/type")
-            .and_then(Value::as_str)
-            .unwrap_or("ClusterIP");
-        let old_ip = old
-            .pointer("/spec/clusterIP")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let new_ip = s(&spec, "clusterIP");
-        if ty != "ExternalName"
-            && old_ty != "ExternalName"
-            && !old_ip.is_empty()
-            && !new_ip.is_empty()
-            && old_ip != new_ip
-        {
-            let ips: Vec<String> = arr(spec.get("clusterIPs"))
-                .iter()
-                .filter_map(Value::as_str)
-                .map(|x| format!("{x:?}"))
-                .collect();
-            let ips = if ips.is_empty() {
-                vec![format!("{new_ip:?}")]
-            } else {
-                ips
-            };
-            errs.push(invalid_raw(
-                "spec.clusterIPs[0]",
-                &format!("[]string{{{}}}", ips.join(", ")),
-                "may not change once set",
-            ));
-        }
-    }
-    errs
-}
-
-fn validate_keys(obj: &Value, data_key: &str, binary_key: Option<&str>) -> Vec<FieldError> {
-    let mut errs = Vec::new();
-    let mut seen = HashSet::new();
-    for key in [Some(data_key), binary_key].into_iter().flatten() {
-        let Some(map) = obj.get(key).and_then(Value::as_object) else {
-            continue;
-        };
-        for k in map.keys() {
-            let field = format!("{key}[{k}]");
-            errs.extend(invalid_all(&field, k, config_map_key(k)));
-            if !seen.insert(k.clone()) {
-                errs.push(FieldError::invalid(
-                    key,
-                    &json!(k),
-                    format!("duplicate of key present in {data_key}"),
-                ));
-            }
-        }
-    }
-    errs
-}
-
-/// ConfigMap validation.
-pub fn configmap(obj: &Value, _old: Option<&Value>) -> Vec<FieldError> {
-    validate_keys(obj, "data", Some("binaryData"))
-}
-
-/// Secret validation.
-pub fn secret(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
-    let mut errs = validate_keys(obj, "data", None);
-    errs.extend(validate_keys(obj, "stringData", None));
-    let ty = s(obj, "type");
-    let has = |k: &str| {
-        obj.pointer(&format!("/data/{k}")).is_some()
-            || obj.pointer(&format!("/stringData/{k}")).is_some()
-    };
-    let required: &[&str] = match ty {
-        "kubernetes.io/tls" => &["tls.crt", "tls.key"],
-        "kubernetes.io/dockerconfigjson" => &[".dockerconfigjson"],
-        "kubernetes.io/dockercfg" => &[".dockercfg"],
-        _ => &[],
-    };
-    for k in required {
-        if !has(k) {
-            errs.push(FieldError::required(format!("data[{k}]")));
-        }
-    }
-    if let Some(old) = old {
-        let old_ty = s(old, "type");
-        if !old_ty.is_empty() && old_ty != ty {
-            errs.push(FieldError::invalid(
-                "type",
-                &json!(ty),
-                "field is immutable",
-            ));
-        }
-    }
-    errs
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn msgs(errs: &[FieldError]) -> Vec<&str> {
         errs.iter().map(|e| e.message.as_str()).collect()
+    }
+
+    #[test]
+    fn pod_updates() {
+        let old = json!({"spec": {"containers": [{"name": "a", "image": "x:1"}], "restartPolicy": "Always"}});
+        let mut new = old.clone();
+        new["spec"]["containers"][0]["image"] = json!("x:2");
+        new["spec"]["nodeName"] = json!("n1");
+        assert!(pod(&new, Some(&old)).is_empty());
+        let mut moved = new.clone();
+        moved["spec"]["nodeName"] = json!("n2");
+        assert!(pod(&moved, Some(&new))[0].message.starts_with("spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`"));
+        let mut changed = old.clone();
+        changed["spec"]["restartPolicy"] = json!("Never");
+        assert_eq!(pod(&changed, Some(&old)).len(), 1);
     }
 
     #[test]
@@ -698,6 +657,32 @@ mod tests {
     }
 
     #[test]
+    fn rolling_update_rules() {
+        let mut d = deploy(
+            json!({"matchLabels": {"app": "web"}}),
+            json!({"app": "web"}),
+        );
+        d["spec"]["replicas"] = json!(1);
+        d["spec"]["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "0%"}});
+        assert_eq!(
+            msgs(&deployment(&d, None)),
+            vec![
+                "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: 0: may not be 0 when `maxSurge` is 0"
+            ]
+        );
+        d["spec"]["strategy"]["rollingUpdate"] = json!({"maxUnavailable": "120%", "maxSurge": 1});
+        assert_eq!(
+            msgs(&deployment(&d, None)),
+            vec![
+                "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: 120%: must not be greater than 100%"
+            ]
+        );
+        d["spec"]["strategy"]["rollingUpdate"] =
+            json!({"maxUnavailable": "25%", "maxSurge": "25%"});
+        assert!(deployment(&d, None).is_empty());
+    }
+
+    #[test]
     fn selector_expressions() {
         let sel = json!({"matchExpressions": [{"key": "env", "operator": "In", "values": ["prod", "dev"]},
             {"key": "canary", "operator": "DoesNotExist"}]});
@@ -710,41 +695,6 @@ mod tests {
     }
 
     #[test]
-    fn service_errors() {
-        let s = json!({"spec": {"type": "Weird", "ports": [{"port": 0, "name": "a"}, {"port": 80, "name": "a", "nodePort": 30000}]}});
-        assert_eq!(
-            msgs(&service(&s, None)),
-            vec![
-                r#"spec.type: Unsupported value: "Weird": supported values: "ClusterIP", "ExternalName", "LoadBalancer", "NodePort""#,
-                "spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive",
-                r#"spec.ports[1].name: Duplicate value: "a""#,
-            ]
-        );
-        assert_eq!(
-            msgs(&service(&json!({"spec": {}}), None)),
-            vec!["spec.ports: Required value"]
-        );
-        assert!(service(&json!({"spec": {"clusterIP": "None"}}), None).is_empty());
-        assert_eq!(
-            msgs(&service(&json!({"spec": {"type": "ExternalName"}}), None)),
-            vec!["spec.externalName: Required value"]
-        );
-        let old = json!({"spec": {"clusterIP": "10.96.0.10", "ports": [{"port": 53}]}});
-        let new = json!({"spec": {"clusterIP": "10.96.0.11", "clusterIPs": ["10.96.0.11"], "ports": [{"port": 53}]}});
-        assert_eq!(
-            msgs(&service(&new, Some(&old))),
-            vec![
-                r#"spec.clusterIPs[0]: Invalid value: []string{"10.96.0.11"}: may not change once set"#
-            ]
-        );
-        let cip = json!({"spec": {"ports": [{"port": 80, "nodePort": 30080}]}});
-        assert_eq!(
-            msgs(&service(&cip, None)),
-            vec!["spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"]
-        );
-    }
-
-    #[test]
     fn job_and_cronjob() {
         let j = json!({"spec": {"template": {"spec": {"restartPolicy": "Always", "containers": [{"name": "a", "image": "x"}]}}}});
         assert_eq!(
@@ -753,37 +703,15 @@ mod tests {
                 r#"spec.template.spec.restartPolicy: Unsupported value: "Always": supported values: "OnFailure", "Never""#
             ]
         );
+        let mut defaulted = j.clone();
+        super::super::defaults::job(&mut defaulted);
+        assert_eq!(job(&defaulted, None).len(), 1);
+        defaulted["spec"]["template"]["spec"]["restartPolicy"] = json!("Never");
+        assert!(job(&defaulted, None).is_empty());
         let c = json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "a", "image": "x"}]}}}}}});
         assert_eq!(
             msgs(&cronjob(&c, None)),
             vec!["spec.schedule: Required value"]
-        );
-    }
-
-    #[test]
-    fn configmap_and_secret_keys() {
-        let cm = json!({"data": {"ok.key": "1", "bad key": "2"}, "binaryData": {"ok.key": "AA=="}});
-        let m = msgs(&configmap(&cm, None))
-            .into_iter()
-            .map(str::to_owned)
-            .collect::<Vec<_>>();
-        assert_eq!(m.len(), 2);
-        assert!(m[0].starts_with(
-            r#"data[bad key]: Invalid value: "bad key": a valid config key must consist"#
-        ));
-        assert_eq!(
-            m[1],
-            r#"binaryData: Invalid value: "ok.key": duplicate of key present in data"#
-        );
-        let tls = json!({"type": "kubernetes.io/tls", "data": {"tls.crt": "AA=="}});
-        assert_eq!(
-            msgs(&secret(&tls, None)),
-            vec!["data[tls.key]: Required value"]
-        );
-        let old = json!({"type": "Opaque"});
-        assert_eq!(
-            msgs(&secret(&json!({"type": "x"}), Some(&old))),
-            vec![r#"type: Invalid value: "x": field is immutable"#]
         );
     }
 }

@@ -264,7 +264,7 @@ fn check(v: &Value, schema: &Value, path: &str, root: bool, errs: &mut Vec<Field
                 errs.push(FieldError {
                     reason: "FieldValueTooLong",
                     field: path.to_owned(),
-                    message: format!("{path}: Too long: may not be more than {max} bytes"),
+                    message: format!("{path}: Too long: may not be longer than {max}"),
                 });
             }
             if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
@@ -394,7 +394,7 @@ mod tests {
             vec![
                 r#"spec.size: Invalid value: "string": spec.size in body must be of type integer: "string""#.to_owned(),
                 r#"spec.mode: Unsupported value: "medium": supported values: "fast", "slow""#.into(),
-                "spec.name: Too long: may not be more than 5 bytes".into(),
+                "spec.name: Too long: may not be longer than 5".into(),
                 r#"spec.name: Invalid value: "Abcdef": spec.name in body should match '^[a-z]+$'"#.into(),
                 r#"spec.port: Invalid value: "number": spec.port in body must be of type integer or string: "number""#.into(),
                 "spec.tags: Too many: 3: must have at most 2 items".into(),

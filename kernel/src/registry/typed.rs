@@ -153,6 +153,94 @@ fn walk(input: &Value, decoded: &Value, path: String, out: &mut Vec<String>) {
     }
 }
 
+fn resolve<'a>(mut schema: &'a Value, root: &'a Value) -> &'a Value {
+    // Bounded: a `$ref` chain longer than this would be a cycle.
+    for _ in 0..16 {
+        let Some(r) = schema.get("$ref").and_then(Value::as_str) else {
+            break;
+        };
+        match r
+            .strip_prefix("#/")
+            .map(|p| format!("/{p}"))
+            .and_then(|p| root.pointer(&p))
+        {
+            Some(next) => schema = next,
+            None => break,
+        }
+    }
+    schema
+}
+
+fn type_matches(ty: &str, v: &Value) -> bool {
+    match ty {
+        "integer" => v.is_i64() || v.is_u64(),
+        "number" => v.is_number(),
+        "string" => v.is_string(),
+        "boolean" => v.is_boolean(),
+        "object" => v.is_object(),
+        "array" => v.is_array(),
+        _ => true,
+    }
+}
+
+/// The path of the first value in `obj` whose JSON type contradicts the
+/// (schemars, `$ref`-linked) `root` schema: where a decode error happened.
+pub fn locate_type_error(obj: &Value, root: &Value) -> Option<String> {
+    find_mismatch(obj, root, root, String::new())
+}
+
+fn find_mismatch(v: &Value, schema: &Value, root: &Value, path: String) -> Option<String> {
+    let schema = resolve(schema, root);
+    if v.is_null() {
+        return None;
+    }
+    let shown = || {
+        if path.is_empty() {
+            "<root>".to_owned()
+        } else {
+            path.clone()
+        }
+    };
+    if schema
+        .get("x-kubernetes-int-or-string")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
+        return (!(v.is_number() || v.is_string())).then(shown);
+    }
+    if let Some(ty) = schema.get("type").and_then(Value::as_str)
+        && !type_matches(ty, v)
+    {
+        return Some(shown());
+    }
+    match v {
+        Value::Object(m) => {
+            let props = schema.get("properties").and_then(Value::as_object);
+            let extra = schema.get("additionalProperties").filter(|a| a.is_object());
+            for (k, child) in m {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                if let Some(cs) = props.and_then(|ps| ps.get(k)).or(extra)
+                    && let Some(found) = find_mismatch(child, cs, root, p)
+                {
+                    return Some(found);
+                }
+            }
+            None
+        }
+        Value::Array(a) => {
+            let items = schema.get("items")?;
+            a.iter()
+                .enumerate()
+                .find_map(|(i, child)| find_mismatch(child, items, root, format!("{path}[{i}]")))
+        }
+        _ => None,
+    }
+}
+
 /// The value of `metadata.name` / `metadata.namespace` selectors.
 pub fn meta_field_value(obj: &Value, field: &str) -> Option<String> {
     let meta = obj.get("metadata")?;
@@ -183,7 +271,15 @@ where
     T: DeserializeOwned + Serialize + schemars::JsonSchema + 'static,
 {
     fn check_schema(&self, obj: &Value) -> Result<Vec<String>, String> {
-        let decoded: T = serde_json::from_value(obj.clone()).map_err(|e| e.to_string())?;
+        let decoded: T = serde_json::from_value(obj.clone()).map_err(|e| {
+            // serde's message has no location; find it through the schema.
+            let mut generator = schemars::SchemaGenerator::default();
+            let root = generator.root_schema_for::<T>().to_value();
+            match locate_type_error(obj, &root) {
+                Some(path) => format!("{path}: {e}"),
+                None => e.to_string(),
+            }
+        })?;
         let back = serde_json::to_value(&decoded).map_err(|e| e.to_string())?;
         Ok(unknown_fields(obj, &back))
     }
@@ -287,7 +383,20 @@ mod tests {
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
             "spec": {"containers": "nope"}});
         let err = pod_strategy().check_schema(&pod).err().unwrap_or_default();
-        assert!(err.contains("invalid type"), "{err}");
+        assert!(err.starts_with("spec.containers: invalid type"), "{err}");
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": 1}},
+            "spec": {"containers": [{"name": "c", "image": "x", "ports": [{"containerPort": "80"}],
+                "resources": {"limits": {"cpu": 1}}}]}});
+        let err = pod_strategy().check_schema(&pod).err().unwrap_or_default();
+        assert!(err.starts_with("metadata.labels.a: invalid type"), "{err}");
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "x", "ports": [{"containerPort": "80"}],
+                "resources": {"limits": {"cpu": 1}}}]}});
+        let err = pod_strategy().check_schema(&pod).err().unwrap_or_default();
+        assert!(
+            err.starts_with("spec.containers[0].ports[0].containerPort: invalid type"),
+            "{err}"
+        );
         let wrong_kind = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "p"}});
         assert!(pod_strategy().check_schema(&wrong_kind).is_err());
     }

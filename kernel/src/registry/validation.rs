@@ -227,12 +227,12 @@ pub fn invalid_all(field: &str, value: &str, msgs: Vec<String>) -> Vec<FieldErro
         .collect()
 }
 
-/// `field: Too long: may not be more than N bytes`.
+/// `field: Too long: must have at most N bytes`.
 pub fn too_long(field: &str, max: usize) -> FieldError {
     FieldError {
         reason: "FieldValueTooLong",
         field: field.to_owned(),
-        message: format!("{field}: Too long: may not be more than {max} bytes"),
+        message: format!("{field}: Too long: must have at most {max} bytes"),
     }
 }
 
