@@ -191,8 +191,19 @@ impl Service {
                 PatchType::Apply => {
                     let fm = field_manager(&rt, &opts.field_manager, &api_version, part);
                     // Apply owns the main resource's fields, never status.
-                    let mut applied =
-                        patch::apply(Some(current), &patch_doc, &fm, opts.force).map_err(|e| apply_error(t, e))?;
+                    let mut applied = match patch::apply(Some(current), &patch_doc, &fm, opts.force) {
+                        // Moving from client-side to server-side apply: fields
+                        // only kubectl's client-side apply owns are taken over,
+                        // as Kubernetes' last-applied manager does.
+                        Err(patch::ApplyError::Conflicts(conflicts))
+                            if has_last_applied(current)
+                                && conflicts.iter().all(|c| c.manager == CLIENT_SIDE_APPLY_MANAGER) =>
+                        {
+                            patch::apply(Some(current), &patch_doc, &fm, true)
+                        }
+                        other => other,
+                    }
+                    .map_err(|e| apply_error(t, e))?;
                     if part == Part::Main && rt.status_subresource {
                         match current.get("status") {
                             Some(status) => applied["status"] = status.clone(),
@@ -604,6 +615,14 @@ fn field_manager<'a>(
 /// Kubernetes, a failure to track (an object the schema cannot key) is
 /// logged and the write goes on untracked.
 fn track_ownership(rt: &ResourceType, old: Option<&Value>, new: Value, opts: &WriteOptions, part: Part) -> Value {
+    // A write that changes managedFields itself (kubectl migrating
+    // client-side apply ownership to server-side apply) is taken as given.
+    if let Some(old) = old {
+        let managed = |v: &Value| v.pointer("/metadata/managedFields").cloned();
+        if managed(old) != managed(&new) {
+            return new;
+        }
+    }
     let api_version = rt.api_version();
     let fm = field_manager(rt, manager(opts), &api_version, part);
     match patch::track_update(old, &new, &fm) {
@@ -613,6 +632,13 @@ fn track_ownership(rt: &ResourceType, old: Option<&Value>, new: Value, opts: &Wr
             new
         }
     }
+}
+
+/// The manager kubectl's client-side apply writes as.
+const CLIENT_SIDE_APPLY_MANAGER: &str = "kubectl-client-side-apply";
+
+fn has_last_applied(obj: &Value) -> bool {
+    obj.pointer("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration").is_some()
 }
 
 fn apply_error(t: &Target, err: patch::ApplyError) -> ApiError {
