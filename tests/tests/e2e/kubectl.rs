@@ -282,7 +282,7 @@ fn kubectl_drives_the_kernel() {
     assert!(explained.contains("rollingUpdate"), "{explained}");
 
     // Strict field validation refuses unknown fields.
-    let typo = MANIFEST.split("---").nth(1).unwrap_or_default().replace("data:", "dta:");
+    let typo = MANIFEST.split("---").nth(1).unwrap_or_default().replace("\ndata:", "\ndta:");
     let refused = k.kubectl_stdin(&["apply", "-f", "-"], Some(&typo));
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown field \"dta\""), "{}", String::from_utf8_lossy(&refused.stderr));
@@ -298,5 +298,7 @@ fn kubectl_drives_the_kernel() {
     assert!(k.kubectl_ok(&["delete", "widget", "w1", "-n", "demo"]).contains("deleted"));
     assert!(k.kubectl_ok(&["delete", "crd", "widgets.example.com"]).contains("deleted"));
     let no_widgets = k.kubectl_err(&["get", "widgets", "-n", "demo"]);
-    assert!(no_widgets.contains("the server doesn't have a resource type \"widgets\""), "{no_widgets}");
+    assert!(no_widgets.contains("NotFound") || no_widgets.contains("doesn't have a resource type"), "{no_widgets}");
+    let resources = k.kubectl_ok(&["api-resources"]);
+    assert!(!resources.lines().any(|l| l.starts_with("widgets")), "{resources}");
 }
