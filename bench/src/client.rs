@@ -12,11 +12,16 @@ pub async fn grpc(kernel: &KernelProcess) -> Result<pb::kernel_client::KernelCli
     let pki = kernel.data_dir.path().join("pki");
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(std::fs::read(pki.join("ca.crt"))?))
-        .identity(Identity::from_pem(std::fs::read(pki.join("admin.crt"))?, std::fs::read(pki.join("admin.key"))?))
+        .identity(Identity::from_pem(
+            std::fs::read(pki.join("admin.crt"))?,
+            std::fs::read(pki.join("admin.key"))?,
+        ))
         .domain_name("localhost");
-    let channel = Endpoint::from_shared(format!("https://{}", kernel.addr))?.tls_config(tls)?.connect().await?;
-    Ok(pb::kernel_client::KernelClient::new(channel)
-        .max_decoding_message_size(256 * 1024 * 1024))
+    let channel = Endpoint::from_shared(format!("https://{}", kernel.addr))?
+        .tls_config(tls)?
+        .connect()
+        .await?;
+    Ok(pb::kernel_client::KernelClient::new(channel).max_decoding_message_size(256 * 1024 * 1024))
 }
 
 /// A REST client (HTTP/1.1 connection pool).
@@ -25,7 +30,9 @@ pub fn rest(kernel: &KernelProcess) -> Result<reqwest::Client> {
     let mut identity = std::fs::read(pki.join("admin.crt"))?;
     identity.extend(std::fs::read(pki.join("admin.key"))?);
     Ok(reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(pki.join("ca.crt"))?)?)
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(
+            pki.join("ca.crt"),
+        )?)?)
         .identity(reqwest::Identity::from_pem(&identity)?)
         .pool_max_idle_per_host(128)
         .build()?)

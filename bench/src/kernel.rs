@@ -23,12 +23,19 @@ impl KernelProcess {
         let bin: PathBuf = exe.with_file_name("kerno");
         let data_dir = tempfile::tempdir()?;
         let mut cmd = Command::new(&bin);
-        cmd.arg("kernel").arg("--data-dir").arg(data_dir.path()).args(["--listen", "127.0.0.1:0"]);
+        cmd.arg("kernel")
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .args(["--listen", "127.0.0.1:0"]);
         if let Some(endpoint) = etcd {
             cmd.args(["--store", "etcd", "--etcd-endpoints", &endpoint]);
         }
-        cmd.env("RUST_LOG", "warn").stdout(Stdio::piped()).stdin(Stdio::null());
-        let mut child = cmd.spawn().with_context(|| format!("starting {} (build it with the benchmark)", bin.display()))?;
+        cmd.env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stdin(Stdio::null());
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {} (build it with the benchmark)", bin.display()))?;
         let stdout = child.stdout.take().context("stdout")?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -38,8 +45,14 @@ impl KernelProcess {
                 }
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(30)).context("the kernel did not start")?;
-        Ok(Self { child, data_dir, addr })
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .context("the kernel did not start")?;
+        Ok(Self {
+            child,
+            data_dir,
+            addr,
+        })
     }
 
     /// The kernel's resident set size in bytes.

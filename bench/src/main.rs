@@ -49,7 +49,11 @@ async fn main() -> anyhow::Result<()> {
     };
     for backend in backends {
         println!("\n=== backend: {backend} ===");
-        let etcd = if backend == "etcd" { Some(kerno_kernel::testing::EtcdServer::start().await) } else { None };
+        let etcd = if backend == "etcd" {
+            Some(kerno_kernel::testing::EtcdServer::start().await)
+        } else {
+            None
+        };
         let kernel = kernel::KernelProcess::start(etcd.as_ref().map(|e| e.endpoint()))?;
         measure::throughput(&args, &kernel).await?;
         if let Some(etcd) = &etcd {

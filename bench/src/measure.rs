@@ -76,7 +76,11 @@ where
     for task in tasks {
         latency.add(task.await??)?;
     }
-    Ok(Cell { ops, elapsed: started.elapsed(), latency })
+    Ok(Cell {
+        ops,
+        elapsed: started.elapsed(),
+        latency,
+    })
 }
 
 /// Create, update, get and list over gRPC and REST at 1, 16 and 64 clients.
@@ -102,28 +106,61 @@ pub async fn throughput(args: &Args, kernel: &KernelProcess) -> Result<()> {
                 let base = base.clone();
                 let ops = args.ops;
                 let cell = run(ops, concurrency, move |i| {
-                    let (ns, mut grpc, rest, base) = (ns.clone(), grpc.clone(), rest.clone(), base.clone());
+                    let (ns, mut grpc, rest, base) =
+                        (ns.clone(), grpc.clone(), rest.clone(), base.clone());
                     async move {
                         let name = format!("cm-{}", i % ops);
                         let url = format!("{base}/api/v1/namespaces/{ns}/configmaps");
                         match (protocol, verb) {
                             ("grpc", "create") => {
-                                grpc.create(pb::CreateRequest { resource: core("configmaps", &ns, ""), json: configmap(&ns, &name, 0), ..Default::default() }).await?;
+                                grpc.create(pb::CreateRequest {
+                                    resource: core("configmaps", &ns, ""),
+                                    json: configmap(&ns, &name, 0),
+                                    ..Default::default()
+                                })
+                                .await?;
                             }
                             ("grpc", "update") => {
-                                grpc.update(pb::UpdateRequest { resource: core("configmaps", &ns, &name), json: configmap(&ns, &name, 1), ..Default::default() }).await?;
+                                grpc.update(pb::UpdateRequest {
+                                    resource: core("configmaps", &ns, &name),
+                                    json: configmap(&ns, &name, 1),
+                                    ..Default::default()
+                                })
+                                .await?;
                             }
                             ("grpc", "get") => {
-                                grpc.get(pb::GetRequest { resource: core("configmaps", &ns, &name) }).await?;
+                                grpc.get(pb::GetRequest {
+                                    resource: core("configmaps", &ns, &name),
+                                })
+                                .await?;
                             }
                             ("grpc", _) => {
-                                grpc.list(pb::ListRequest { resource: core("configmaps", &ns, ""), limit: 50, ..Default::default() }).await?;
+                                grpc.list(pb::ListRequest {
+                                    resource: core("configmaps", &ns, ""),
+                                    limit: 50,
+                                    ..Default::default()
+                                })
+                                .await?;
                             }
                             (_, "create") => {
-                                check(rest.post(url).header("Content-Type", "application/json").body(configmap(&ns, &name, 0)).send().await?).await?;
+                                check(
+                                    rest.post(url)
+                                        .header("Content-Type", "application/json")
+                                        .body(configmap(&ns, &name, 0))
+                                        .send()
+                                        .await?,
+                                )
+                                .await?;
                             }
                             (_, "update") => {
-                                check(rest.put(format!("{url}/{name}")).header("Content-Type", "application/json").body(configmap(&ns, &name, 1)).send().await?).await?;
+                                check(
+                                    rest.put(format!("{url}/{name}"))
+                                        .header("Content-Type", "application/json")
+                                        .body(configmap(&ns, &name, 1))
+                                        .send()
+                                        .await?,
+                                )
+                                .await?;
                             }
                             (_, "get") => {
                                 check(rest.get(format!("{url}/{name}")).send().await?).await?;
@@ -146,7 +183,11 @@ pub async fn throughput(args: &Args, kernel: &KernelProcess) -> Result<()> {
 async fn check(response: reqwest::Response) -> Result<()> {
     let status = response.status();
     let body = response.bytes().await?;
-    anyhow::ensure!(status.is_success(), "{status}: {}", String::from_utf8_lossy(&body));
+    anyhow::ensure!(
+        status.is_success(),
+        "{status}: {}",
+        String::from_utf8_lossy(&body)
+    );
     Ok(())
 }
 
@@ -160,7 +201,12 @@ pub async fn raw_etcd(args: &Args, endpoint: &str) -> Result<()> {
         let cell = run(args.ops, concurrency, move |i| {
             let mut kv = client.kv_client();
             async move {
-                kv.put(format!("/raw/{concurrency}/{i}"), configmap("raw", &format!("cm-{i}"), 0), None).await?;
+                kv.put(
+                    format!("/raw/{concurrency}/{i}"),
+                    configmap("raw", &format!("cm-{i}"), 0),
+                    None,
+                )
+                .await?;
                 Ok(())
             }
         })
@@ -175,8 +221,18 @@ pub async fn raw_etcd(args: &Args, endpoint: &str) -> Result<()> {
 pub async fn fan_out(args: &Args, kernel: &KernelProcess) -> Result<()> {
     let mut grpc = client::grpc(kernel).await?;
     let ns = "fan";
-    grpc.create(pb::CreateRequest { resource: core("namespaces", "", ""), json: serde_json::to_vec(&json!({ "metadata": { "name": ns } }))?, ..Default::default() }).await?;
-    grpc.create(pb::CreateRequest { resource: core("configmaps", ns, ""), json: configmap(ns, "hot", 0), ..Default::default() }).await?;
+    grpc.create(pb::CreateRequest {
+        resource: core("namespaces", "", ""),
+        json: serde_json::to_vec(&json!({ "metadata": { "name": ns } }))?,
+        ..Default::default()
+    })
+    .await?;
+    grpc.create(pb::CreateRequest {
+        resource: core("configmaps", ns, ""),
+        json: configmap(ns, "hot", 0),
+        ..Default::default()
+    })
+    .await?;
     let writes = args.watch_writes;
     let delivered = Arc::new(AtomicUsize::new(0));
     let mut watchers = Vec::new();
@@ -187,7 +243,10 @@ pub async fn fan_out(args: &Args, kernel: &KernelProcess) -> Result<()> {
             channel = client::grpc(kernel).await?;
         }
         let mut stream = channel
-            .watch(pb::WatchRequest { resource: core("configmaps", ns, ""), ..Default::default() })
+            .watch(pb::WatchRequest {
+                resource: core("configmaps", ns, ""),
+                ..Default::default()
+            })
             .await?
             .into_inner();
         let delivered = delivered.clone();
@@ -211,7 +270,13 @@ pub async fn fan_out(args: &Args, kernel: &KernelProcess) -> Result<()> {
     run(writes, 16, move |i| {
         let mut writer = writer.clone();
         async move {
-            writer.update(pb::UpdateRequest { resource: core("configmaps", ns, "hot"), json: configmap(ns, "hot", i + 1), ..Default::default() }).await?;
+            writer
+                .update(pb::UpdateRequest {
+                    resource: core("configmaps", ns, "hot"),
+                    json: configmap(ns, "hot", i + 1),
+                    ..Default::default()
+                })
+                .await?;
             Ok(())
         }
     })
@@ -219,13 +284,20 @@ pub async fn fan_out(args: &Args, kernel: &KernelProcess) -> Result<()> {
     let write_time = started.elapsed();
     let mut complete = 0;
     for w in watchers {
-        if tokio::time::timeout(Duration::from_secs(120), w).await.context("watchers stalled")?? == writes {
+        if tokio::time::timeout(Duration::from_secs(120), w)
+            .await
+            .context("watchers stalled")??
+            == writes
+        {
             complete += 1;
         }
     }
     let elapsed = started.elapsed();
     let total = delivered.load(Ordering::Relaxed);
-    println!("-- watch fan-out: {} watchers x {writes} writes", args.watchers);
+    println!(
+        "-- watch fan-out: {} watchers x {writes} writes",
+        args.watchers
+    );
     println!(
         "watch events delivered       {:>9.0} events/s   ({total} events in {:.2?}; writes took {:.2?}; {complete}/{} watchers saw every write)",
         total as f64 / elapsed.as_secs_f64(),
@@ -256,13 +328,24 @@ fn pod(ns: &str, i: usize) -> Vec<u8> {
 pub async fn memory(args: &Args, kernel: &KernelProcess) -> Result<()> {
     let mut grpc = client::grpc(kernel).await?;
     let ns = "mem";
-    grpc.create(pb::CreateRequest { resource: core("namespaces", "", ""), json: serde_json::to_vec(&json!({ "metadata": { "name": ns } }))?, ..Default::default() }).await?;
+    grpc.create(pb::CreateRequest {
+        resource: core("namespaces", "", ""),
+        json: serde_json::to_vec(&json!({ "metadata": { "name": ns } }))?,
+        ..Default::default()
+    })
+    .await?;
     let rss_before = kernel.rss_bytes()?;
     let writer = grpc.clone();
     let cell = run(args.pods, 64, move |i| {
         let mut writer = writer.clone();
         async move {
-            writer.create(pb::CreateRequest { resource: core("pods", ns, ""), json: pod(ns, i), ..Default::default() }).await?;
+            writer
+                .create(pb::CreateRequest {
+                    resource: core("pods", ns, ""),
+                    json: pod(ns, i),
+                    ..Default::default()
+                })
+                .await?;
             Ok(())
         }
     })
@@ -274,7 +357,12 @@ pub async fn memory(args: &Args, kernel: &KernelProcess) -> Result<()> {
     let mut token = String::new();
     loop {
         let page = grpc
-            .list(pb::ListRequest { resource: core("pods", ns, ""), limit: 5000, continue_token: token.clone(), ..Default::default() })
+            .list(pb::ListRequest {
+                resource: core("pods", ns, ""),
+                limit: 5000,
+                continue_token: token.clone(),
+                ..Default::default()
+            })
             .await?
             .into_inner();
         count += page.items.len();

@@ -10,7 +10,11 @@ use kerno_kernel::config::{Config, Overrides, StoreConfig, StoreKind};
 use kerno_kernel::server::{self, KernelOptions, StoreChoice};
 
 #[derive(Parser, Debug)]
-#[command(name = "kerno", version, about = "kerno: a Kubernetes-compatible cluster manager built as a microkernel")]
+#[command(
+    name = "kerno",
+    version,
+    about = "kerno: a Kubernetes-compatible cluster manager built as a microkernel"
+)]
 struct Cli {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true, env = "KERNO_LOG_FORMAT")]
@@ -70,7 +74,11 @@ async fn main() -> anyhow::Result<()> {
     init_tracing(cli.log_format);
     let (common, store, etcd_endpoints, all_in_one) = match cli.command {
         Command::Up { common } => (common, Some(StoreKind::Embedded), Vec::new(), true),
-        Command::Kernel { common, store, etcd_endpoints } => (common, store, etcd_endpoints, false),
+        Command::Kernel {
+            common,
+            store,
+            etcd_endpoints,
+        } => (common, store, etcd_endpoints, false),
     };
     let overrides = Overrides {
         data_dir: common.data_dir,
@@ -91,16 +99,25 @@ async fn main() -> anyhow::Result<()> {
         extra_sans,
     };
     let started = std::time::Instant::now();
-    let kernel = server::start(opts.clone()).await.context("starting the kernel")?;
+    let kernel = server::start(opts.clone())
+        .await
+        .context("starting the kernel")?;
     if all_in_one {
         println!("kerno is up in {:.2?}", started.elapsed());
         println!("  API:        https://{}", kernel.addr);
-        println!("  store:      {}", match &opts.store {
-            StoreChoice::Embedded => format!("embedded ({})", opts.data_dir.join("store").display()),
-            StoreChoice::Etcd(e) => format!("etcd ({})", e.join(",")),
-        });
+        println!(
+            "  store:      {}",
+            match &opts.store {
+                StoreChoice::Embedded =>
+                    format!("embedded ({})", opts.data_dir.join("store").display()),
+                StoreChoice::Etcd(e) => format!("etcd ({})", e.join(",")),
+            }
+        );
         println!("  kubeconfig: {}", kernel.kubeconfig.display());
-        println!("  try:        kubectl --kubeconfig {} get namespaces", kernel.kubeconfig.display());
+        println!(
+            "  try:        kubectl --kubeconfig {} get namespaces",
+            kernel.kubeconfig.display()
+        );
     } else {
         println!("kernel listening on https://{}", kernel.addr);
     }
@@ -114,13 +131,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -133,7 +151,9 @@ async fn shutdown_signal() {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

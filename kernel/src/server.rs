@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tower::ServiceExt;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
 
 use crate::api::grpc::KernelApi;
 use crate::api::rest::{self, RestState};
@@ -100,10 +100,12 @@ pub async fn start(opts: KernelOptions) -> Result<RunningKernel, StartError> {
     let service = Service::new(store, registry).await?;
     ensure_namespaces(&service).await?;
 
-    let listener = TcpListener::bind(opts.listen).await.map_err(|source| StartError::Io {
-        context: format!("listening on {}", opts.listen),
-        source,
-    })?;
+    let listener = TcpListener::bind(opts.listen)
+        .await
+        .map_err(|source| StartError::Io {
+            context: format!("listening on {}", opts.listen),
+            source,
+        })?;
     let addr = listener.local_addr().map_err(|source| StartError::Io {
         context: "reading the listen address".into(),
         source,
@@ -116,7 +118,9 @@ pub async fn start(opts: KernelOptions) -> Result<RunningKernel, StartError> {
     let kubeconfig =
         crate::kubeconfig::write_admin_kubeconfig(&opts.data_dir, &addr.to_string(), &pki)
             .map_err(|e| StartError::Tls(e.to_string()))?;
-    let tls = pki.server_config().map_err(|e| StartError::Tls(e.to_string()))?;
+    let tls = pki
+        .server_config()
+        .map_err(|e| StartError::Tls(e.to_string()))?;
 
     let rest_state = Arc::new(RestState {
         service: service.clone(),
@@ -128,12 +132,23 @@ pub async fn start(opts: KernelOptions) -> Result<RunningKernel, StartError> {
     let rest = rest::router(rest_state);
     let server = tokio::spawn(serve(listener, TlsAcceptor::from(tls), rest, grpc));
     tracing::info!(%addr, "kernel serving");
-    Ok(RunningKernel { addr, kubeconfig, service, pki, server })
+    Ok(RunningKernel {
+        addr,
+        kubeconfig,
+        service,
+        pki,
+        server,
+    })
 }
 
 /// Serves REST and gRPC on one listener, split by content type (gRPC
 /// requests carry `content-type: application/grpc`).
-async fn serve(listener: TcpListener, acceptor: TlsAcceptor, rest: axum::Router, grpc: axum::Router) {
+async fn serve(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    rest: axum::Router,
+    grpc: axum::Router,
+) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => conn,
@@ -154,10 +169,15 @@ async fn serve(listener: TcpListener, acceptor: TlsAcceptor, rest: axum::Router,
                     return;
                 }
             };
-            let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let router = if is_grpc(&req) { grpc.clone() } else { rest.clone() };
-                router.oneshot(req.map(axum::body::Body::new))
-            });
+            let service =
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let router = if is_grpc(&req) {
+                        grpc.clone()
+                    } else {
+                        rest.clone()
+                    };
+                    router.oneshot(req.map(axum::body::Body::new))
+                });
             if let Err(e) = auto::Builder::new(TokioExecutor::new())
                 .serve_connection_with_upgrades(TokioIo::new(tls), service)
                 .await
@@ -176,16 +196,29 @@ fn is_grpc<B>(req: &http::Request<B>) -> bool {
 }
 
 /// The namespaces that exist from the start.
-pub const INITIAL_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const INITIAL_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 async fn ensure_namespaces(service: &Arc<Service>) -> Result<(), StartError> {
-    let rt = service.registry().get("", "v1", "namespaces").ok_or_else(|| {
-        StartError::Api(crate::error::ApiError::Internal("namespaces are not registered".into()))
-    })?;
+    let rt = service
+        .registry()
+        .get("", "v1", "namespaces")
+        .ok_or_else(|| {
+            StartError::Api(crate::error::ApiError::Internal(
+                "namespaces are not registered".into(),
+            ))
+        })?;
     for name in INITIAL_NAMESPACES {
-        let target = Target { rt: rt.clone(), namespace: None, name: None };
+        let target = Target {
+            rt: rt.clone(),
+            namespace: None,
+            name: None,
+        };
         let obj = serde_json::json!({ "metadata": { "name": name } });
-        let opts = WriteOptions { field_manager: "kerno".into(), ..Default::default() };
+        let opts = WriteOptions {
+            field_manager: "kerno".into(),
+            ..Default::default()
+        };
         match service.create(&target, obj, &opts).await {
             Ok(_) | Err(crate::error::ApiError::AlreadyExists(_)) => {}
             Err(e) => return Err(e.into()),

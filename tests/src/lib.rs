@@ -22,7 +22,10 @@ pub fn bin_dir() -> PathBuf {
 pub fn kerno_bin() -> Result<PathBuf> {
     let bin = bin_dir().join("kerno");
     if !bin.exists() {
-        bail!("{} is missing: build it first (cargo build --workspace --all-targets)", bin.display());
+        bail!(
+            "{} is missing: build it first (cargo build --workspace --all-targets)",
+            bin.display()
+        );
     }
     Ok(bin)
 }
@@ -56,7 +59,13 @@ impl Kerno {
     pub fn start(backend: Backend) -> Result<Self> {
         let data_dir = tempfile::tempdir()?;
         let cache_dir = tempfile::tempdir()?;
-        let mut kerno = Self { child: None, data_dir, backend, addr: String::new(), cache_dir };
+        let mut kerno = Self {
+            child: None,
+            data_dir,
+            backend,
+            addr: String::new(),
+            cache_dir,
+        };
         kerno.spawn("127.0.0.1:0")?;
         Ok(kerno)
     }
@@ -71,9 +80,16 @@ impl Kerno {
                 cmd.args(["kernel", "--store", "etcd", "--etcd-endpoints", endpoint]);
             }
         }
-        cmd.arg("--data-dir").arg(self.data_dir.path()).args(["--listen", listen]);
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::null());
-        cmd.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
+        cmd.arg("--data-dir")
+            .arg(self.data_dir.path())
+            .args(["--listen", listen]);
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .stdin(Stdio::null());
+        cmd.env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        );
         let mut child = cmd.spawn().context("spawning kerno")?;
         let stdout = child.stdout.take().context("kerno stdout")?;
         let (tx, rx) = std::sync::mpsc::channel();
@@ -127,7 +143,11 @@ impl Kerno {
         cmd.arg("--kubeconfig").arg(self.kubeconfig());
         cmd.arg("--cache-dir").arg(self.cache_dir.path());
         cmd.args(args);
-        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = match cmd.spawn() {
             Ok(c) => c,
@@ -226,5 +246,7 @@ pub async fn grpc_client(
         .tls_config(tls)?
         .connect()
         .await?;
-    Ok(kerno_proto::kernel::v1::kernel_client::KernelClient::new(channel))
+    Ok(kerno_proto::kernel::v1::kernel_client::KernelClient::new(
+        channel,
+    ))
 }

@@ -28,25 +28,45 @@ impl KernelApi {
 
     /// The tonic service to mount.
     pub fn into_server(self) -> pb::kernel_server::KernelServer<Self> {
-        pb::kernel_server::KernelServer::new(self).max_decoding_message_size(super::rest::MAX_BODY_BYTES + 4096)
+        pb::kernel_server::KernelServer::new(self)
+            .max_decoding_message_size(super::rest::MAX_BODY_BYTES + 4096)
     }
 
     fn target(&self, r: Option<&pb::ResourceRef>) -> Result<Target, Status> {
         let r = r.ok_or_else(|| Status::invalid_argument("resource is required"))?;
-        let rt = self.service.registry().get(&r.group, &r.version, &r.resource).ok_or_else(|| {
-            Status::not_found(format!(
-                "the server could not find the requested resource ({} {}/{})",
-                r.resource,
-                if r.group.is_empty() { "core" } else { &r.group },
-                r.version
-            ))
-        })?;
-        let namespace = if rt.namespaced && !r.namespace.is_empty() { Some(r.namespace.clone()) } else { None };
+        let rt = self
+            .service
+            .registry()
+            .get(&r.group, &r.version, &r.resource)
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "the server could not find the requested resource ({} {}/{})",
+                    r.resource,
+                    if r.group.is_empty() { "core" } else { &r.group },
+                    r.version
+                ))
+            })?;
+        let namespace = if rt.namespaced && !r.namespace.is_empty() {
+            Some(r.namespace.clone())
+        } else {
+            None
+        };
         if !rt.namespaced && !r.namespace.is_empty() {
-            return Err(Status::invalid_argument(format!("{} is not namespaced", rt.plural)));
+            return Err(Status::invalid_argument(format!(
+                "{} is not namespaced",
+                rt.plural
+            )));
         }
-        let name = if r.name.is_empty() { None } else { Some(r.name.clone()) };
-        Ok(Target { rt, namespace, name })
+        let name = if r.name.is_empty() {
+            None
+        } else {
+            Some(r.name.clone())
+        };
+        Ok(Target {
+            rt,
+            namespace,
+            name,
+        })
     }
 }
 
@@ -60,13 +80,19 @@ fn parse_json(bytes: &[u8]) -> Result<Value, Status> {
 }
 
 fn object(value: &Value) -> Response<pb::Object> {
-    Response::new(pb::Object { json: serde_json::to_vec(value).unwrap_or_default() })
+    Response::new(pb::Object {
+        json: serde_json::to_vec(value).unwrap_or_default(),
+    })
 }
 
 fn write_options(dry_run: bool, field_manager: &str, force: bool) -> WriteOptions {
     WriteOptions {
         dry_run,
-        field_manager: if field_manager.is_empty() { "grpc".into() } else { field_manager.into() },
+        field_manager: if field_manager.is_empty() {
+            "grpc".into()
+        } else {
+            field_manager.into()
+        },
         field_validation: FieldValidation::Strict,
         force,
     }
@@ -81,10 +107,14 @@ impl pb::kernel_server::Kernel for KernelApi {
         Ok(object(&self.service.get(&t).await?))
     }
 
-    async fn list(&self, request: Request<pb::ListRequest>) -> Result<Response<pb::ListResponse>, Status> {
+    async fn list(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::ListResponse>, Status> {
         let req = request.into_inner();
         let t = self.target(req.resource.as_ref())?;
-        let limit = usize::try_from(req.limit).map_err(|_| Status::invalid_argument("limit must not be negative"))?;
+        let limit = usize::try_from(req.limit)
+            .map_err(|_| Status::invalid_argument("limit must not be negative"))?;
         let result = self
             .service
             .list(
@@ -105,24 +135,43 @@ impl pb::kernel_server::Kernel for KernelApi {
         }))
     }
 
-    async fn create(&self, request: Request<pb::CreateRequest>) -> Result<Response<pb::Object>, Status> {
+    async fn create(
+        &self,
+        request: Request<pb::CreateRequest>,
+    ) -> Result<Response<pb::Object>, Status> {
         let req = request.into_inner();
         let t = self.target(req.resource.as_ref())?;
         let t = Target { name: None, ..t };
         let obj = parse_json(&req.json)?;
-        let result = self.service.create(&t, obj, &write_options(req.dry_run, &req.field_manager, false)).await?;
+        let result = self
+            .service
+            .create(
+                &t,
+                obj,
+                &write_options(req.dry_run, &req.field_manager, false),
+            )
+            .await?;
         Ok(object(&result.object))
     }
 
-    async fn update(&self, request: Request<pb::UpdateRequest>) -> Result<Response<pb::Object>, Status> {
+    async fn update(
+        &self,
+        request: Request<pb::UpdateRequest>,
+    ) -> Result<Response<pb::Object>, Status> {
         self.update_part(request.into_inner(), Part::Main).await
     }
 
-    async fn update_status(&self, request: Request<pb::UpdateRequest>) -> Result<Response<pb::Object>, Status> {
+    async fn update_status(
+        &self,
+        request: Request<pb::UpdateRequest>,
+    ) -> Result<Response<pb::Object>, Status> {
         self.update_part(request.into_inner(), Part::Status).await
     }
 
-    async fn patch(&self, request: Request<pb::PatchRequest>) -> Result<Response<pb::Object>, Status> {
+    async fn patch(
+        &self,
+        request: Request<pb::PatchRequest>,
+    ) -> Result<Response<pb::Object>, Status> {
         let req = request.into_inner();
         let t = self.target(req.resource.as_ref())?;
         let patch_type = match pb::PatchType::try_from(req.patch_type) {
@@ -130,26 +179,42 @@ impl pb::kernel_server::Kernel for KernelApi {
             Ok(pb::PatchType::Json) => PatchType::Json,
             Ok(pb::PatchType::Strategic) => PatchType::Strategic,
             Ok(pb::PatchType::Apply) => PatchType::Apply,
-            _ => return Err(Status::invalid_argument("patch_type must be MERGE, JSON, STRATEGIC or APPLY")),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "patch_type must be MERGE, JSON, STRATEGIC or APPLY",
+                ));
+            }
         };
         let part = match req.subresource.as_str() {
             "" => Part::Main,
             "status" if t.rt.status_subresource => Part::Status,
-            other => return Err(Status::not_found(format!("{} has no subresource {other:?}", t.rt.plural))),
+            other => {
+                return Err(Status::not_found(format!(
+                    "{} has no subresource {other:?}",
+                    t.rt.plural
+                )));
+            }
         };
         let opts = write_options(req.dry_run, &req.field_manager, req.force);
-        let result = self.service.patch(&t, patch_type, &req.patch, part, &opts).await?;
+        let result = self
+            .service
+            .patch(&t, patch_type, &req.patch, part, &opts)
+            .await?;
         Ok(object(&result.object))
     }
 
-    async fn delete(&self, request: Request<pb::DeleteRequest>) -> Result<Response<pb::Object>, Status> {
+    async fn delete(
+        &self,
+        request: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::Object>, Status> {
         let req = request.into_inner();
         let t = self.target(req.resource.as_ref())?;
         let opts = DeleteOptions {
             propagation_policy: Some(req.propagation_policy).filter(|p| !p.is_empty()),
             precondition_resource_version: Some(req.resource_version).filter(|r| !r.is_empty()),
             precondition_uid: None,
-            grace_period_seconds: (req.grace_period_seconds >= 0).then_some(req.grace_period_seconds),
+            grace_period_seconds: (req.grace_period_seconds >= 0)
+                .then_some(req.grace_period_seconds),
             dry_run: req.dry_run,
         };
         Ok(object(&self.service.delete(&t, &opts).await?))
@@ -157,7 +222,10 @@ impl pb::kernel_server::Kernel for KernelApi {
 
     type WatchStream = WatchStream;
 
-    async fn watch(&self, request: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+    async fn watch(
+        &self,
+        request: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
         let req = request.into_inner();
         let t = self.target(req.resource.as_ref())?;
         let watcher = self
@@ -184,10 +252,22 @@ impl pb::kernel_server::Kernel for KernelApi {
 }
 
 impl KernelApi {
-    async fn update_part(&self, req: pb::UpdateRequest, part: Part) -> Result<Response<pb::Object>, Status> {
+    async fn update_part(
+        &self,
+        req: pb::UpdateRequest,
+        part: Part,
+    ) -> Result<Response<pb::Object>, Status> {
         let t = self.target(req.resource.as_ref())?;
         let obj = parse_json(&req.json)?;
-        let result = self.service.update(&t, obj, part, &write_options(req.dry_run, &req.field_manager, false)).await?;
+        let result = self
+            .service
+            .update(
+                &t,
+                obj,
+                part,
+                &write_options(req.dry_run, &req.field_manager, false),
+            )
+            .await?;
         Ok(object(&result.object))
     }
 }

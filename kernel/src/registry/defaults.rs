@@ -381,9 +381,13 @@ mod tests {
         let mut sec = json!({"metadata": {"name": "s"}});
         secret(&mut sec);
         assert_eq!(sec["type"], "Opaque");
-        let mut with_strings = json!({"stringData": {"password": "s3cr3t"}, "data": {"user": "YWRtaW4="}});
+        let mut with_strings =
+            json!({"stringData": {"password": "s3cr3t"}, "data": {"user": "YWRtaW4="}});
         secret(&mut with_strings);
-        assert_eq!(with_strings["data"], json!({"user": "YWRtaW4=", "password": "czNjcjN0"}));
+        assert_eq!(
+            with_strings["data"],
+            json!({"user": "YWRtaW4=", "password": "czNjcjN0"})
+        );
         assert!(with_strings.get("stringData").is_none());
         let mut ns = json!({"metadata": {"name": "team-a"}});
         namespace(&mut ns);

@@ -52,11 +52,20 @@ impl Service {
     /// Serves the versions a CRD defines (replacing earlier ones).
     pub(super) fn sync_crd(&self, crd: &Value) {
         let Ok(types) = types_from_crd(crd) else {
-            tracing::warn!(crd = meta::name(crd), "stored CRD is invalid; not serving it");
+            tracing::warn!(
+                crd = meta::name(crd),
+                "stored CRD is invalid; not serving it"
+            );
             return;
         };
-        let group = crd.pointer("/spec/group").and_then(Value::as_str).unwrap_or_default();
-        let plural = crd.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or_default();
+        let group = crd
+            .pointer("/spec/group")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let plural = crd
+            .pointer("/spec/names/plural")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         // Versions no longer served disappear.
         for rt in self.registry.all() {
             if rt.group == group
@@ -74,8 +83,16 @@ impl Service {
 
     /// Stops serving a deleted CRD's resources and deletes its objects.
     pub(super) async fn remove_crd(&self, crd: &Value) {
-        let group = crd.pointer("/spec/group").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let plural = crd.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let group = crd
+            .pointer("/spec/group")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let plural = crd
+            .pointer("/spec/names/plural")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let mut prefix = None;
         for rt in self.registry.all() {
             if rt.group == group && rt.plural == plural {

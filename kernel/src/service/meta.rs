@@ -10,7 +10,9 @@ pub fn meta_mut(obj: &mut Value) -> Result<&mut Map<String, Value>> {
     let map = obj
         .as_object_mut()
         .ok_or_else(|| ApiError::BadRequest("the body must be a JSON object".into()))?;
-    let meta = map.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+    let meta = map
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
     if meta.is_null() {
         *meta = Value::Object(Map::new());
     }
@@ -79,7 +81,9 @@ pub fn set_type(rt: &ResourceType, obj: &mut Value) {
 /// Checks that the body's `apiVersion`/`kind`, when present, name this type.
 pub fn check_type(rt: &ResourceType, obj: &Value) -> Result<()> {
     if !obj.is_object() {
-        return Err(ApiError::BadRequest("the body must be a JSON object".into()));
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object".into(),
+        ));
     }
     if let Some(api_version) = obj.get("apiVersion") {
         let api_version = api_version.as_str().unwrap_or_default();
@@ -111,7 +115,11 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
     obj.get("metadata")
         .and_then(|m| m.get("finalizers"))
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -122,7 +130,8 @@ mod tests {
 
     #[test]
     fn generation_ignores_metadata_and_status() {
-        let old = json!({"metadata": {"labels": {"a": "1"}}, "spec": {"replicas": 1}, "status": {}});
+        let old =
+            json!({"metadata": {"labels": {"a": "1"}}, "spec": {"replicas": 1}, "status": {}});
         let relabelled = json!({"metadata": {"labels": {"a": "2"}}, "spec": {"replicas": 1}});
         let rescaled = json!({"metadata": {}, "spec": {"replicas": 2}});
         assert!(!spec_changed(&old, &relabelled));

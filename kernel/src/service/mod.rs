@@ -181,8 +181,11 @@ impl Service {
     /// A service over `store`, serving the types of `registry`. Registers the
     /// custom resources found in the store.
     pub async fn new(store: Arc<dyn Store>, registry: Arc<Registry>) -> Result<Arc<Self>> {
-        let service =
-            Arc::new(Self { store, registry, caches: tokio::sync::Mutex::new(HashMap::new()) });
+        let service = Arc::new(Self {
+            store,
+            registry,
+            caches: tokio::sync::Mutex::new(HashMap::new()),
+        });
         service.load_crds().await?;
         Ok(service)
     }
@@ -228,13 +231,23 @@ impl Service {
             Some("0") => {}
             None | Some("") => {
                 if opts.continue_token.is_none() {
-                    let current = self.store.current_revision().await.map_err(|e| store_error(t, e))?;
-                    cache.wait_for_revision(current, CACHE_CATCH_UP).await.map_err(watch_error)?;
+                    let current = self
+                        .store
+                        .current_revision()
+                        .await
+                        .map_err(|e| store_error(t, e))?;
+                    cache
+                        .wait_for_revision(current, CACHE_CATCH_UP)
+                        .await
+                        .map_err(watch_error)?;
                 }
             }
             Some(rv) => {
                 let rv = meta::parse_resource_version(rv)?;
-                cache.wait_for_revision(rv, CACHE_CATCH_UP).await.map_err(watch_error)?;
+                cache
+                    .wait_for_revision(rv, CACHE_CATCH_UP)
+                    .await
+                    .map_err(watch_error)?;
             }
         }
         let page = cache
@@ -264,8 +277,15 @@ impl Service {
         };
         if from_revision.is_none() {
             // A watch "from now" must not miss writes acknowledged before it.
-            let current = self.store.current_revision().await.map_err(|e| store_error(t, e))?;
-            cache.wait_for_revision(current, CACHE_CATCH_UP).await.map_err(watch_error)?;
+            let current = self
+                .store
+                .current_revision()
+                .await
+                .map_err(|e| store_error(t, e))?;
+            cache
+                .wait_for_revision(current, CACHE_CATCH_UP)
+                .await
+                .map_err(watch_error)?;
         }
         cache
             .watch(watch::WatchOptions {
@@ -285,8 +305,10 @@ impl Service {
         labels: &str,
         fields: &str,
     ) -> Result<(LabelSelector, FieldSelector)> {
-        let labels = LabelSelector::parse(labels).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        let fields = FieldSelector::parse(fields).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let labels =
+            LabelSelector::parse(labels).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let fields =
+            FieldSelector::parse(fields).map_err(|e| ApiError::BadRequest(e.to_string()))?;
         for field in fields.fields() {
             let supported = field == "metadata.name"
                 || field == "metadata.namespace"
@@ -306,8 +328,10 @@ pub fn decode(rt: &ResourceType, kv: &KeyValue) -> Result<Value> {
     let mut obj: Value = serde_json::from_slice(&kv.value)
         .map_err(|e| ApiError::Internal(format!("stored object {} is corrupt: {e}", kv.key)))?;
     meta::set_type(rt, &mut obj);
-    meta::meta_mut(&mut obj)?
-        .insert("resourceVersion".into(), Value::String(kv.mod_revision.to_string()));
+    meta::meta_mut(&mut obj)?.insert(
+        "resourceVersion".into(),
+        Value::String(kv.mod_revision.to_string()),
+    );
     Ok(obj)
 }
 
@@ -331,9 +355,12 @@ pub fn store_error(t: &Target, err: store::Error) -> ApiError {
             target: t.error_target(),
             message: CONFLICT_MESSAGE.into(),
         },
-        store::Error::Compacted { requested, compacted } => {
-            ApiError::Gone(format!("too old resource version: {requested} ({compacted})"))
-        }
+        store::Error::Compacted {
+            requested,
+            compacted,
+        } => ApiError::Gone(format!(
+            "too old resource version: {requested} ({compacted})"
+        )),
         other => {
             tracing::warn!(error = %other, "store failure");
             ApiError::ServiceUnavailable(format!("the store is unavailable: {other}"))

@@ -31,7 +31,12 @@ impl Service {
     }
 
     /// `pods/binding`: assigns a pending pod to a node, once.
-    pub async fn bind_pod(&self, t: &Target, binding: &Value, opts: &WriteOptions) -> Result<WriteResult> {
+    pub async fn bind_pod(
+        &self,
+        t: &Target,
+        binding: &Value,
+        opts: &WriteOptions,
+    ) -> Result<WriteResult> {
         let node = binding
             .pointer("/target/name")
             .and_then(Value::as_str)
@@ -42,13 +47,16 @@ impl Service {
             })?
             .to_owned();
         let mut current = self.get(t).await?;
-        if let Some(bound) = current.pointer("/spec/nodeName").and_then(Value::as_str) {
-            if !bound.is_empty() {
-                return Err(ApiError::Conflict {
-                    target: t.error_target(),
-                    message: format!("pod {} is already assigned to node {bound:?}", meta::name(&current)),
-                });
-            }
+        if let Some(bound) = current.pointer("/spec/nodeName").and_then(Value::as_str)
+            && !bound.is_empty()
+        {
+            return Err(ApiError::Conflict {
+                target: t.error_target(),
+                message: format!(
+                    "pod {} is already assigned to node {bound:?}",
+                    meta::name(&current)
+                ),
+            });
         }
         current["spec"]["nodeName"] = json!(node);
         let object = self.update(t, current, Part::Main, opts).await?.object;
@@ -71,7 +79,11 @@ impl Service {
         for item in &page.items {
             let name = meta::name(&item.value).to_owned();
             let namespace = meta::meta_str(&item.value, "namespace").map(str::to_owned);
-            let one = Target { rt: t.rt.clone(), namespace, name: Some(name) };
+            let one = Target {
+                rt: t.rt.clone(),
+                namespace,
+                name: Some(name),
+            };
             match self.delete(&one, opts).await {
                 Ok(obj) => deleted.push(obj),
                 Err(ApiError::NotFound(_)) => {}

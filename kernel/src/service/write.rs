@@ -63,16 +63,18 @@ impl Service {
         let generate = meta::name(&obj).is_empty()
             && meta::meta_str(&obj, "generateName").is_some_and(|g| !g.is_empty());
         if generate {
-            let prefix = meta::meta_str(&obj, "generateName").unwrap_or_default().to_owned();
+            let prefix = meta::meta_str(&obj, "generateName")
+                .unwrap_or_default()
+                .to_owned();
             meta_mut(&mut obj)?.insert("name".into(), Value::String(generated_name(&prefix)));
         }
-        if let Some(path_name) = t.name.as_deref() {
-            if meta::name(&obj) != path_name {
-                return Err(ApiError::BadRequest(format!(
-                    "the name of the object ({}) does not match the name on the URL ({path_name})",
-                    meta::name(&obj)
-                )));
-            }
+        if let Some(path_name) = t.name.as_deref()
+            && meta::name(&obj) != path_name
+        {
+            return Err(ApiError::BadRequest(format!(
+                "the name of the object ({}) does not match the name on the URL ({path_name})",
+                meta::name(&obj)
+            )));
         }
         prepare_for_create(&rt, &mut obj)?;
         if rt.group == "apiextensions.k8s.io" && rt.kind == "CustomResourceDefinition" {
@@ -83,21 +85,35 @@ impl Service {
             obj = track_ownership(&rt, None, obj, opts, Part::Main);
         }
         if opts.dry_run {
-            return Ok(WriteResult { object: obj, warnings, created: true });
+            return Ok(WriteResult {
+                object: obj,
+                warnings,
+                created: true,
+            });
         }
         let mut attempts = 0;
         loop {
-            let target = Target { name: Some(meta::name(&obj).to_owned()), ..t.clone() };
+            let target = Target {
+                name: Some(meta::name(&obj).to_owned()),
+                ..t.clone()
+            };
             match self.store.create(&target.key()?, encode(&obj)?).await {
                 Ok(kv) => {
                     let object = decode(&rt, &kv)?;
                     self.after_write(&rt, Some(&object)).await;
-                    return Ok(WriteResult { object, warnings, created: true });
+                    return Ok(WriteResult {
+                        object,
+                        warnings,
+                        created: true,
+                    });
                 }
                 Err(store::Error::AlreadyExists { .. }) if generate && attempts < 8 => {
                     attempts += 1;
-                    let prefix = meta::meta_str(&obj, "generateName").unwrap_or_default().to_owned();
-                    meta_mut(&mut obj)?.insert("name".into(), Value::String(generated_name(&prefix)));
+                    let prefix = meta::meta_str(&obj, "generateName")
+                        .unwrap_or_default()
+                        .to_owned();
+                    meta_mut(&mut obj)?
+                        .insert("name".into(), Value::String(generated_name(&prefix)));
                 }
                 Err(e) => return Err(store_error(&target, e)),
             }
@@ -130,7 +146,11 @@ impl Service {
         let object = self
             .modify(t, part, opts, explicit_rv, true, |_current| Ok(obj.clone()))
             .await?;
-        Ok(WriteResult { object, warnings, created: false })
+        Ok(WriteResult {
+            object,
+            warnings,
+            created: false,
+        })
     }
 
     /// Patches an object; server-side apply creates it if missing.
@@ -218,7 +238,11 @@ impl Service {
                 }
             })
             .await?;
-        Ok(WriteResult { object, warnings, created: false })
+        Ok(WriteResult {
+            object,
+            warnings,
+            created: false,
+        })
     }
 
     /// The `scale` subresource of an object, as an `autoscaling/v1` Scale.
@@ -245,7 +269,9 @@ impl Service {
                 let replicas = scale
                     .pointer("/spec/replicas")
                     .and_then(Value::as_i64)
-                    .ok_or_else(|| ApiError::BadRequest("spec.replicas must be an integer".into()))?;
+                    .ok_or_else(|| {
+                        ApiError::BadRequest("spec.replicas must be an integer".into())
+                    })?;
                 if replicas < 0 {
                     return Err(ApiError::Invalid {
                         target: t.error_target(),
@@ -287,13 +313,13 @@ impl Service {
                 .map_err(|e| store_error(t, e))?
                 .ok_or_else(|| ApiError::NotFound(t.error_target()))?;
             let current = decode(&rt, &kv)?;
-            if let Some(rv) = explicit_rv {
-                if rv != kv.mod_revision {
-                    return Err(ApiError::Conflict {
-                        target: t.error_target(),
-                        message: CONFLICT_MESSAGE.into(),
-                    });
-                }
+            if let Some(rv) = explicit_rv
+                && rv != kv.mod_revision
+            {
+                return Err(ApiError::Conflict {
+                    target: t.error_target(),
+                    message: CONFLICT_MESSAGE.into(),
+                });
             }
             let mut next = change(&current)?;
             self.merge_immutable(t, &current, &mut next, part)?;
@@ -315,9 +341,15 @@ impl Service {
                 && meta::finalizers(&next).is_empty();
             let result = if finalized {
                 // The last finalizer is gone: the pending deletion completes.
-                self.store.delete(&key, Some(kv.mod_revision)).await.map(|_| None)
+                self.store
+                    .delete(&key, Some(kv.mod_revision))
+                    .await
+                    .map(|_| None)
             } else {
-                self.store.update(&key, encode(&next)?, kv.mod_revision).await.map(Some)
+                self.store
+                    .update(&key, encode(&next)?, kv.mod_revision)
+                    .await
+                    .map(Some)
             };
             match result {
                 Ok(Some(kv)) => {
@@ -339,14 +371,25 @@ impl Service {
                 Err(e) => return Err(store_error(t, e)),
             }
         }
-        Err(ApiError::Conflict { target: t.error_target(), message: CONFLICT_MESSAGE.into() })
+        Err(ApiError::Conflict {
+            target: t.error_target(),
+            message: CONFLICT_MESSAGE.into(),
+        })
     }
 
     /// Keeps what a write may not change, and splits spec from status.
-    fn merge_immutable(&self, t: &Target, current: &Value, next: &mut Value, part: Part) -> Result<()> {
+    fn merge_immutable(
+        &self,
+        t: &Target,
+        current: &Value,
+        next: &mut Value,
+        part: Part,
+    ) -> Result<()> {
         let rt = &t.rt;
         if !next.is_object() {
-            return Err(ApiError::BadRequest("the object must be a JSON object".into()));
+            return Err(ApiError::BadRequest(
+                "the object must be a JSON object".into(),
+            ));
         }
         let path_name = t.name.as_deref().unwrap_or_default();
         let name = meta::name(next);
@@ -355,12 +398,13 @@ impl Service {
                 "the name of the object ({name}) does not match the name on the URL ({path_name})"
             )));
         }
-        if let Some(ns) = meta::meta_str(next, "namespace") {
-            if !ns.is_empty() && Some(ns) != t.namespace.as_deref() {
-                return Err(ApiError::BadRequest(
+        if let Some(ns) = meta::meta_str(next, "namespace")
+            && !ns.is_empty()
+            && Some(ns) != t.namespace.as_deref()
+        {
+            return Err(ApiError::BadRequest(
                     "the namespace of the provided object does not match the namespace sent on the request".into(),
                 ));
-            }
         }
         if part == Part::Status {
             // A status write changes status only.
@@ -386,9 +430,21 @@ impl Service {
             }
         }
         meta::set_type(rt, next);
-        let old_meta = current.get("metadata").cloned().unwrap_or_else(|| json!({}));
+        let old_meta = current
+            .get("metadata")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
         let new_meta = meta_mut(next)?;
-        for field in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "generation"] {
+        for field in [
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "resourceVersion",
+            "generation",
+        ] {
             match old_meta.get(field) {
                 Some(v) => {
                     new_meta.insert(field.into(), v.clone());
@@ -402,7 +458,10 @@ impl Service {
             rt.strategy.default(next);
         }
         if meta::spec_changed(current, next) {
-            let generation = current.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+            let generation = current
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             meta_mut(next)?.insert("generation".into(), json!(generation + 1));
         }
         Ok(())
@@ -433,17 +492,19 @@ impl Service {
                     )));
                 }
             }
-            if rt.kind == "Namespace" && rt.group.is_empty() {
-                if is_builtin_namespace(meta::name(&current)) {
-                    return Err(ApiError::Forbidden(format!(
-                        "namespaces \"{}\" is forbidden: this namespace may not be deleted",
-                        meta::name(&current)
-                    )));
-                }
+            if rt.kind == "Namespace"
+                && rt.group.is_empty()
+                && is_builtin_namespace(meta::name(&current))
+            {
+                return Err(ApiError::Forbidden(format!(
+                    "namespaces \"{}\" is forbidden: this namespace may not be deleted",
+                    meta::name(&current)
+                )));
             }
             let grace = grace_period(&rt, &current, opts);
             let already_deleting = meta::meta_str(&current, "deletionTimestamp").is_some();
-            let must_wait = !finalizers.is_empty() || grace > 0 || has_spec_finalizers(&rt, &current);
+            let must_wait =
+                !finalizers.is_empty() || grace > 0 || has_spec_finalizers(&rt, &current);
             if !must_wait {
                 if opts.dry_run {
                     return Ok(current);
@@ -481,13 +542,20 @@ impl Service {
             if opts.dry_run {
                 return Ok(next);
             }
-            match self.store.update(&key, encode(&next)?, kv.mod_revision).await {
+            match self
+                .store
+                .update(&key, encode(&next)?, kv.mod_revision)
+                .await
+            {
                 Ok(kv) => return decode(&rt, &kv),
                 Err(store::Error::Conflict { .. }) => continue,
                 Err(e) => return Err(store_error(t, e)),
             }
         }
-        Err(ApiError::Conflict { target: t.error_target(), message: CONFLICT_MESSAGE.into() })
+        Err(ApiError::Conflict {
+            target: t.error_target(),
+            message: CONFLICT_MESSAGE.into(),
+        })
     }
 
     /// Validates with the type's strategy.
@@ -504,10 +572,16 @@ impl Service {
     }
 
     /// Applies `fieldValidation` to a whole object.
-    fn check_fields(&self, rt: &ResourceType, obj: &Value, mode: FieldValidation) -> Result<Vec<String>> {
-        let unknown = rt.strategy.check_schema(obj).map_err(|e| {
-            ApiError::BadRequest(format!("{} in body is invalid: {e}", rt.kind))
-        })?;
+    fn check_fields(
+        &self,
+        rt: &ResourceType,
+        obj: &Value,
+        mode: FieldValidation,
+    ) -> Result<Vec<String>> {
+        let unknown = rt
+            .strategy
+            .check_schema(obj)
+            .map_err(|e| ApiError::BadRequest(format!("{} in body is invalid: {e}", rt.kind)))?;
         unknown_fields(unknown, mode)
     }
 
@@ -532,7 +606,9 @@ impl Service {
 
     /// Sets the namespace from the path; refuses a different one in the body.
     fn place_in_namespace(&self, t: &Target, obj: &mut Value) -> Result<()> {
-        let body_ns = meta::meta_str(obj, "namespace").unwrap_or_default().to_owned();
+        let body_ns = meta::meta_str(obj, "namespace")
+            .unwrap_or_default()
+            .to_owned();
         let m = meta_mut(obj)?;
         if t.rt.namespaced {
             let ns = t.namespace.as_deref().ok_or_else(|| {
@@ -553,9 +629,10 @@ impl Service {
     /// NamespaceLifecycle: new objects only in existing, active namespaces.
     async fn check_namespace_accepts(&self, ns: &str) -> Result<()> {
         let key = format!("/registry/core/namespaces/{ns}");
-        let kv = self.store.get(&key).await.map_err(|e| {
-            ApiError::ServiceUnavailable(format!("the store is unavailable: {e}"))
-        })?;
+        let kv =
+            self.store.get(&key).await.map_err(|e| {
+                ApiError::ServiceUnavailable(format!("the store is unavailable: {e}"))
+            })?;
         let Some(kv) = kv else {
             return Err(ApiError::NotFound(crate::error::ErrorTarget {
                 group: String::new(),
@@ -575,10 +652,11 @@ impl Service {
 
     /// Reacts to a stored write: custom resource definitions change the registry.
     async fn after_write(&self, rt: &ResourceType, obj: Option<&Value>) {
-        if let Some(obj) = obj {
-            if rt.group == "apiextensions.k8s.io" && rt.kind == "CustomResourceDefinition" {
-                self.sync_crd(obj);
-            }
+        if let Some(obj) = obj
+            && rt.group == "apiextensions.k8s.io"
+            && rt.kind == "CustomResourceDefinition"
+        {
+            self.sync_crd(obj);
         }
     }
 
@@ -591,7 +669,11 @@ impl Service {
 }
 
 fn manager(opts: &WriteOptions) -> &str {
-    if opts.field_manager.is_empty() { "unknown" } else { &opts.field_manager }
+    if opts.field_manager.is_empty() {
+        "unknown"
+    } else {
+        &opts.field_manager
+    }
 }
 
 /// The field manager of a write: the type's merge rules, and which part of
@@ -608,13 +690,26 @@ fn field_manager<'a>(
         (Part::Main, true) => (patch::Scope::MainResource, None),
         (Part::Main, false) => (patch::Scope::All, None),
     };
-    patch::FieldManager { schema, manager, api_version, subresource, scope, now: chrono::Utc::now() }
+    patch::FieldManager {
+        schema,
+        manager,
+        api_version,
+        subresource,
+        scope,
+        now: chrono::Utc::now(),
+    }
 }
 
 /// Records in `managedFields` what an ordinary write changed. Like
 /// Kubernetes, a failure to track (an object the schema cannot key) is
 /// logged and the write goes on untracked.
-fn track_ownership(rt: &ResourceType, old: Option<&Value>, new: Value, opts: &WriteOptions, part: Part) -> Value {
+fn track_ownership(
+    rt: &ResourceType,
+    old: Option<&Value>,
+    new: Value,
+    opts: &WriteOptions,
+    part: Part,
+) -> Value {
     // A write that changes managedFields itself (kubectl migrating
     // client-side apply ownership to server-side apply) is taken as given.
     if let Some(old) = old {
@@ -638,14 +733,16 @@ fn track_ownership(rt: &ResourceType, old: Option<&Value>, new: Value, opts: &Wr
 const CLIENT_SIDE_APPLY_MANAGER: &str = "kubectl-client-side-apply";
 
 fn has_last_applied(obj: &Value) -> bool {
-    obj.pointer("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration").is_some()
+    obj.pointer("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration")
+        .is_some()
 }
 
 fn apply_error(t: &Target, err: patch::ApplyError) -> ApiError {
     match err {
-        patch::ApplyError::Conflicts(_) => {
-            ApiError::ApplyConflict { target: t.error_target(), causes: err.field_errors() }
-        }
+        patch::ApplyError::Conflicts(_) => ApiError::ApplyConflict {
+            target: t.error_target(),
+            causes: err.field_errors(),
+        },
         patch::ApplyError::Invalid(message) => ApiError::BadRequest(message),
     }
 }
@@ -654,10 +751,15 @@ fn unknown_fields(unknown: Vec<String>, mode: FieldValidation) -> Result<Vec<Str
     if unknown.is_empty() || mode == FieldValidation::Ignore {
         return Ok(Vec::new());
     }
-    let messages: Vec<String> =
-        unknown.iter().map(|f| format!("unknown field \"{}\"", f.trim_start_matches('.'))).collect();
+    let messages: Vec<String> = unknown
+        .iter()
+        .map(|f| format!("unknown field \"{}\"", f.trim_start_matches('.')))
+        .collect();
     if mode == FieldValidation::Strict {
-        return Err(ApiError::BadRequest(format!("strict decoding error: {}", messages.join(", "))));
+        return Err(ApiError::BadRequest(format!(
+            "strict decoding error: {}",
+            messages.join(", ")
+        )));
     }
     Ok(messages)
 }
@@ -665,16 +767,27 @@ fn unknown_fields(unknown: Vec<String>, mode: FieldValidation) -> Result<Vec<Str
 /// Sets uid, creation time and generation; clears what a create may not set.
 fn prepare_for_create(rt: &ResourceType, obj: &mut Value) -> Result<()> {
     meta::set_type(rt, obj);
-    if rt.status_subresource {
-        if let Some(m) = obj.as_object_mut() {
-            m.remove("status");
-        }
+    if rt.status_subresource
+        && let Some(m) = obj.as_object_mut()
+    {
+        m.remove("status");
     }
     let m = meta_mut(obj)?;
-    m.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
-    m.insert("creationTimestamp".into(), Value::String(meta::now_rfc3339()));
+    m.insert(
+        "uid".into(),
+        Value::String(uuid::Uuid::new_v4().to_string()),
+    );
+    m.insert(
+        "creationTimestamp".into(),
+        Value::String(meta::now_rfc3339()),
+    );
     m.insert("generation".into(), json!(1));
-    for field in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+    for field in [
+        "resourceVersion",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "selfLink",
+    ] {
         m.remove(field);
     }
     rt.strategy.default(obj);
@@ -686,7 +799,9 @@ fn generated_name(prefix: &str) -> String {
     use rand::Rng;
     const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
-    let suffix: String = (0..5).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect();
+    let suffix: String = (0..5)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect();
     format!("{prefix}{suffix}")
 }
 
@@ -708,8 +823,14 @@ fn parse_patch_body(patch_type: PatchType, body: &[u8]) -> Result<Value> {
         _ => value.is_object(),
     };
     if !shape_ok {
-        let expected = if patch_type == PatchType::Json { "a JSON array of operations" } else { "a JSON object" };
-        return Err(ApiError::BadRequest(format!("the patch must be {expected}")));
+        let expected = if patch_type == PatchType::Json {
+            "a JSON array of operations"
+        } else {
+            "a JSON object"
+        };
+        return Err(ApiError::BadRequest(format!(
+            "the patch must be {expected}"
+        )));
     }
     Ok(value)
 }
@@ -748,7 +869,9 @@ fn check_preconditions(t: &Target, current: &Value, opts: &DeleteOptions) -> Res
         if uid != actual {
             return Err(ApiError::Conflict {
                 target: t.error_target(),
-                message: format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+                message: format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
+                ),
             });
         }
     }
@@ -771,13 +894,22 @@ fn grace_period(rt: &ResourceType, obj: &Value, opts: &DeleteOptions) -> i64 {
     if !(rt.group.is_empty() && rt.kind == "Pod") {
         return 0;
     }
-    let bound = obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
-    let phase = obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or_default();
+    let bound = obj
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let phase = obj
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if !bound || phase == "Succeeded" || phase == "Failed" {
         return 0;
     }
     opts.grace_period_seconds
-        .or_else(|| obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+        .or_else(|| {
+            obj.pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+        })
         .unwrap_or(30)
         .max(0)
 }
@@ -787,7 +919,10 @@ fn grace_period(rt: &ResourceType, obj: &Value, opts: &DeleteOptions) -> i64 {
 fn has_spec_finalizers(rt: &ResourceType, obj: &Value) -> bool {
     rt.group.is_empty()
         && rt.kind == "Namespace"
-        && obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty())
+        && obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty())
 }
 
 /// The Scale view of an object.
@@ -797,22 +932,30 @@ fn to_scale(rt: &ResourceType, obj: &Value) -> Result<Value> {
     })?;
     let get = |path: &str| obj.pointer(&json_path_to_pointer(path)).cloned();
     let mut metadata = json!({});
-    for field in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+    for field in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
         if let Some(v) = obj.get("metadata").and_then(|m| m.get(field)) {
             metadata[field] = v.clone();
         }
     }
     let mut status = json!({ "replicas": get(&paths.status_replicas).unwrap_or(json!(0)) });
     let selector = paths.label_selector.as_deref().and_then(get).or_else(|| {
-        obj.pointer("/spec/selector/matchLabels").and_then(Value::as_object).map(|labels| {
-            Value::String(
-                labels
-                    .iter()
-                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                    .collect::<Vec<_>>()
-                    .join(","),
-            )
-        })
+        obj.pointer("/spec/selector/matchLabels")
+            .and_then(Value::as_object)
+            .map(|labels| {
+                Value::String(
+                    labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                )
+            })
     });
     if let Some(selector) = selector {
         status["selector"] = selector;
@@ -828,7 +971,9 @@ fn to_scale(rt: &ResourceType, obj: &Value) -> Result<Value> {
 
 /// `.spec.replicas` → `/spec/replicas`.
 fn json_path_to_pointer(path: &str) -> String {
-    path.trim_start_matches('.').split('.').fold(String::new(), |acc, part| acc + "/" + part)
+    path.trim_start_matches('.')
+        .split('.')
+        .fold(String::new(), |acc, part| acc + "/" + part)
 }
 
 fn set_json_path(obj: &mut Value, path: &str, value: Value) -> Result<()> {

@@ -5,7 +5,13 @@ use kerno_proto::kernel::v1 as pb;
 use kerno_tests::{Kerno, grpc_client};
 use serde_json::Value;
 
-fn resource(group: &str, version: &str, plural: &str, ns: &str, name: &str) -> Option<pb::ResourceRef> {
+fn resource(
+    group: &str,
+    version: &str,
+    plural: &str,
+    ns: &str,
+    name: &str,
+) -> Option<pb::ResourceRef> {
     Some(pb::ResourceRef {
         group: group.into(),
         version: version.into(),
@@ -19,12 +25,29 @@ fn resource(group: &str, version: &str, plural: &str, ns: &str, name: &str) -> O
 async fn grpc_reads_and_watches_what_kubectl_wrote() {
     let k = Kerno::up().expect("kerno up");
     k.kubectl_ok(&["create", "namespace", "g"]);
-    k.kubectl_ok(&["create", "deployment", "web", "-n", "g", "--image=busybox:1.36", "--replicas=2"]);
-    k.kubectl_ok(&["create", "configmap", "c1", "-n", "g", "--from-literal=k=v1"]);
+    k.kubectl_ok(&[
+        "create",
+        "deployment",
+        "web",
+        "-n",
+        "g",
+        "--image=busybox:1.36",
+        "--replicas=2",
+    ]);
+    k.kubectl_ok(&[
+        "create",
+        "configmap",
+        "c1",
+        "-n",
+        "g",
+        "--from-literal=k=v1",
+    ]);
     let mut client = grpc_client(&k).await.expect("grpc client");
 
     let got = client
-        .get(pb::GetRequest { resource: resource("apps", "v1", "deployments", "g", "web") })
+        .get(pb::GetRequest {
+            resource: resource("apps", "v1", "deployments", "g", "web"),
+        })
         .await
         .expect("get")
         .into_inner();
@@ -33,7 +56,10 @@ async fn grpc_reads_and_watches_what_kubectl_wrote() {
     assert_eq!(deployment["spec"]["replicas"], 2);
 
     let list = client
-        .list(pb::ListRequest { resource: resource("", "v1", "configmaps", "g", ""), ..Default::default() })
+        .list(pb::ListRequest {
+            resource: resource("", "v1", "configmaps", "g", ""),
+            ..Default::default()
+        })
         .await
         .expect("list")
         .into_inner();
@@ -50,7 +76,16 @@ async fn grpc_reads_and_watches_what_kubectl_wrote() {
         .await
         .expect("watch")
         .into_inner();
-    k.kubectl_ok(&["patch", "configmap", "c1", "-n", "g", "--type=merge", "-p", r#"{"data":{"k":"v2"}}"#]);
+    k.kubectl_ok(&[
+        "patch",
+        "configmap",
+        "c1",
+        "-n",
+        "g",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"k":"v2"}}"#,
+    ]);
     let event = tokio::time::timeout(std::time::Duration::from_secs(10), events.next())
         .await
         .expect("an event in time")
@@ -62,7 +97,9 @@ async fn grpc_reads_and_watches_what_kubectl_wrote() {
 
     // Errors carry the same meaning as over REST.
     let missing = client
-        .get(pb::GetRequest { resource: resource("", "v1", "configmaps", "g", "nope") })
+        .get(pb::GetRequest {
+            resource: resource("", "v1", "configmaps", "g", "nope"),
+        })
         .await
         .expect_err("not found");
     assert_eq!(missing.code(), tonic::Code::NotFound);
@@ -86,7 +123,11 @@ async fn grpc_reads_and_watches_what_kubectl_wrote() {
         .await
         .expect_err("stale update");
     assert_eq!(conflict.code(), tonic::Code::Aborted);
-    assert!(conflict.message().contains("the object has been modified"), "{}", conflict.message());
+    assert!(
+        conflict.message().contains("the object has been modified"),
+        "{}",
+        conflict.message()
+    );
     let bad = client
         .create(pb::CreateRequest {
             resource: resource("", "v1", "configmaps", "g", ""),

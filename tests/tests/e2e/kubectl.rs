@@ -143,7 +143,11 @@ fn kubectl_drives_the_kernel() {
     // apply -f of a multi-document manifest.
     let applied = k.kubectl_stdin(&["apply", "-f", "-"], Some(MANIFEST));
     let applied_out = String::from_utf8_lossy(&applied.stdout);
-    assert!(applied.status.success(), "{applied_out}{}", String::from_utf8_lossy(&applied.stderr));
+    assert!(
+        applied.status.success(),
+        "{applied_out}{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
     for line in [
         "namespace/demo created",
         "configmap/app-config created",
@@ -152,7 +156,10 @@ fn kubectl_drives_the_kernel() {
         "service/web created",
         "customresourcedefinition.apiextensions.k8s.io/widgets.example.com created",
     ] {
-        assert!(applied_out.contains(line), "missing {line:?} in:\n{applied_out}");
+        assert!(
+            applied_out.contains(line),
+            "missing {line:?} in:\n{applied_out}"
+        );
     }
     let widget = k.kubectl_stdin(&["apply", "-f", "-"], Some(WIDGET));
     assert!(
@@ -164,82 +171,306 @@ fn kubectl_drives_the_kernel() {
     // A second apply of the same manifest changes nothing.
     let again = k.kubectl_stdin(&["apply", "-f", "-"], Some(MANIFEST));
     let again_out = String::from_utf8_lossy(&again.stdout);
-    assert!(again_out.contains("deployment.apps/web unchanged"), "{again_out}");
+    assert!(
+        again_out.contains("deployment.apps/web unchanged"),
+        "{again_out}"
+    );
 
     // get: default table, -o wide, -o yaml, -o jsonpath.
     let deployments = k.kubectl_ok(&["get", "deployments", "-n", "demo"]);
-    assert_eq!(words(deployments.lines().next().unwrap_or_default()), ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
+    assert_eq!(
+        words(deployments.lines().next().unwrap_or_default()),
+        ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    );
     assert_eq!(row(&deployments, "web")[1], "0/2", "{deployments}");
     let wide = k.kubectl_ok(&["get", "deploy", "web", "-n", "demo", "-o", "wide"]);
     let wide_row = row(&wide, "web");
-    assert!(wide_row.contains(&"busybox:1.36") && wide_row.contains(&"app=web"), "{wide}");
+    assert!(
+        wide_row.contains(&"busybox:1.36") && wide_row.contains(&"app=web"),
+        "{wide}"
+    );
     let cm_yaml = k.kubectl_ok(&["get", "configmap", "app-config", "-n", "demo", "-o", "yaml"]);
-    assert!(cm_yaml.contains("greeting: hello") && cm_yaml.contains("resourceVersion:"), "{cm_yaml}");
-    let secret = k.kubectl_ok(&["get", "secret", "app-secret", "-n", "demo", "-o", "jsonpath={.data.password}"]);
+    assert!(
+        cm_yaml.contains("greeting: hello") && cm_yaml.contains("resourceVersion:"),
+        "{cm_yaml}"
+    );
+    let secret = k.kubectl_ok(&[
+        "get",
+        "secret",
+        "app-secret",
+        "-n",
+        "demo",
+        "-o",
+        "jsonpath={.data.password}",
+    ]);
     assert_eq!(secret, "czNjcjN0", "stringData becomes base64 data");
-    let replicas = k.kubectl_ok(&["get", "deploy", "web", "-n", "demo", "-o", "jsonpath={.spec.replicas}"]);
+    let replicas = k.kubectl_ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-n",
+        "demo",
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
     assert_eq!(replicas, "2");
-    let strategy = k.kubectl_ok(&["get", "deploy", "web", "-n", "demo", "-o", "jsonpath={.spec.strategy.type}"]);
+    let strategy = k.kubectl_ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-n",
+        "demo",
+        "-o",
+        "jsonpath={.spec.strategy.type}",
+    ]);
     assert_eq!(strategy, "RollingUpdate", "defaulted");
     let widgets = k.kubectl_ok(&["get", "wd", "-n", "demo"]);
-    assert_eq!(row(&widgets, "w1")[1], "3", "printer column Size: {widgets}");
+    assert_eq!(
+        row(&widgets, "w1")[1],
+        "3",
+        "printer column Size: {widgets}"
+    );
     let services = k.kubectl_ok(&["get", "svc", "-n", "demo"]);
     assert!(row(&services, "web").contains(&"80/TCP"), "{services}");
 
     // describe.
     let described = k.kubectl_ok(&["describe", "deployment", "web", "-n", "demo"]);
-    assert!(described.contains("Name:") && described.contains("web"), "{described}");
+    assert!(
+        described.contains("Name:") && described.contains("web"),
+        "{described}"
+    );
     assert!(described.contains("2 desired"), "{described}");
     assert!(described.contains("busybox:1.36"), "{described}");
 
     // label, annotate, selectors.
-    assert!(k.kubectl_ok(&["label", "deployment", "web", "-n", "demo", "tier=frontend"]).contains("deployment.apps/web labeled"));
-    let selected = k.kubectl_ok(&["get", "deploy", "-n", "demo", "-l", "tier=frontend", "-o", "name"]);
+    assert!(
+        k.kubectl_ok(&["label", "deployment", "web", "-n", "demo", "tier=frontend"])
+            .contains("deployment.apps/web labeled")
+    );
+    let selected = k.kubectl_ok(&[
+        "get",
+        "deploy",
+        "-n",
+        "demo",
+        "-l",
+        "tier=frontend",
+        "-o",
+        "name",
+    ]);
     assert_eq!(selected.trim(), "deployment.apps/web");
-    let none = k.kubectl_ok(&["get", "deploy", "-n", "demo", "-l", "tier!=frontend", "-o", "name"]);
+    let none = k.kubectl_ok(&[
+        "get",
+        "deploy",
+        "-n",
+        "demo",
+        "-l",
+        "tier!=frontend",
+        "-o",
+        "name",
+    ]);
     assert_eq!(none.trim(), "");
-    assert!(k.kubectl_ok(&["annotate", "deployment", "web", "-n", "demo", "owner=team-a"]).contains("annotated"));
-    let owner = k.kubectl_ok(&["get", "deploy", "web", "-n", "demo", "-o", "jsonpath={.metadata.annotations.owner}"]);
+    assert!(
+        k.kubectl_ok(&[
+            "annotate",
+            "deployment",
+            "web",
+            "-n",
+            "demo",
+            "owner=team-a"
+        ])
+        .contains("annotated")
+    );
+    let owner = k.kubectl_ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-n",
+        "demo",
+        "-o",
+        "jsonpath={.metadata.annotations.owner}",
+    ]);
     assert_eq!(owner, "team-a");
 
     // patch: merge, JSON and strategic.
-    assert!(k.kubectl_ok(&["patch", "deploy", "web", "-n", "demo", "--type=merge", "-p", r#"{"spec":{"replicas":3}}"#]).contains("patched"));
-    assert_eq!(k.kubectl_ok(&["get", "deploy", "web", "-n", "demo", "-o", "jsonpath={.spec.replicas}"]), "3");
-    assert!(k.kubectl_ok(&["patch", "deploy", "web", "-n", "demo", "--type=json", "-p", r#"[{"op":"replace","path":"/spec/replicas","value":4}]"#]).contains("patched"));
-    assert_eq!(k.kubectl_ok(&["get", "deploy", "web", "-n", "demo", "-o", "jsonpath={.spec.replicas}"]), "4");
-    let strategic = r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"busybox:1.37"}]}}}}"#;
-    assert!(k.kubectl_ok(&["patch", "deploy", "web", "-n", "demo", "-p", strategic]).contains("patched"));
-    let containers = k.kubectl_ok(&["get", "deploy", "web", "-n", "demo", "-o", "jsonpath={range .spec.template.spec.containers[*]}{.name}={.image} {.command[0]}{end}"]);
-    assert_eq!(containers, "web=busybox:1.37 httpd", "strategic merge keeps the container's other fields");
-    let generation = k.kubectl_ok(&["get", "deploy", "web", "-n", "demo", "-o", "jsonpath={.metadata.generation}"]);
-    assert!(generation.parse::<i64>().unwrap_or(0) >= 4, "generation grows with spec changes: {generation}");
+    assert!(
+        k.kubectl_ok(&[
+            "patch",
+            "deploy",
+            "web",
+            "-n",
+            "demo",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"replicas":3}}"#
+        ])
+        .contains("patched")
+    );
+    assert_eq!(
+        k.kubectl_ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-n",
+            "demo",
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ]),
+        "3"
+    );
+    assert!(
+        k.kubectl_ok(&[
+            "patch",
+            "deploy",
+            "web",
+            "-n",
+            "demo",
+            "--type=json",
+            "-p",
+            r#"[{"op":"replace","path":"/spec/replicas","value":4}]"#
+        ])
+        .contains("patched")
+    );
+    assert_eq!(
+        k.kubectl_ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-n",
+            "demo",
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ]),
+        "4"
+    );
+    let strategic =
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"busybox:1.37"}]}}}}"#;
+    assert!(
+        k.kubectl_ok(&["patch", "deploy", "web", "-n", "demo", "-p", strategic])
+            .contains("patched")
+    );
+    let containers = k.kubectl_ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-n",
+        "demo",
+        "-o",
+        "jsonpath={range .spec.template.spec.containers[*]}{.name}={.image} {.command[0]}{end}",
+    ]);
+    assert_eq!(
+        containers, "web=busybox:1.37 httpd",
+        "strategic merge keeps the container's other fields"
+    );
+    let generation = k.kubectl_ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-n",
+        "demo",
+        "-o",
+        "jsonpath={.metadata.generation}",
+    ]);
+    assert!(
+        generation.parse::<i64>().unwrap_or(0) >= 4,
+        "generation grows with spec changes: {generation}"
+    );
 
     // scale.
-    assert!(k.kubectl_ok(&["scale", "deployment", "web", "-n", "demo", "--replicas=5"]).contains("deployment.apps/web scaled"));
-    assert_eq!(k.kubectl_ok(&["get", "deploy", "web", "-n", "demo", "-o", "jsonpath={.spec.replicas}"]), "5");
+    assert!(
+        k.kubectl_ok(&["scale", "deployment", "web", "-n", "demo", "--replicas=5"])
+            .contains("deployment.apps/web scaled")
+    );
+    assert_eq!(
+        k.kubectl_ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-n",
+            "demo",
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ]),
+        "5"
+    );
 
     // Server-side apply, with a conflict against the other managers.
     let ssa = r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":"demo"},"spec":{"replicas":7}}"#;
-    let conflict = k.kubectl_stdin(&["apply", "--server-side", "--field-manager=ops", "-f", "-"], Some(ssa));
+    let conflict = k.kubectl_stdin(
+        &["apply", "--server-side", "--field-manager=ops", "-f", "-"],
+        Some(ssa),
+    );
     assert!(!conflict.status.success());
     let conflict_err = String::from_utf8_lossy(&conflict.stderr);
     assert!(conflict_err.contains("conflict"), "{conflict_err}");
     assert!(conflict_err.contains(".spec.replicas"), "{conflict_err}");
-    let forced = k.kubectl_stdin(&["apply", "--server-side", "--field-manager=ops", "--force-conflicts", "-f", "-"], Some(ssa));
-    assert!(String::from_utf8_lossy(&forced.stdout).contains("deployment.apps/web serverside-applied"), "{}", String::from_utf8_lossy(&forced.stderr));
-    assert_eq!(k.kubectl_ok(&["get", "deploy", "web", "-n", "demo", "-o", "jsonpath={.spec.replicas}"]), "7");
-    let managers = k.kubectl_ok(&["get", "deploy", "web", "-n", "demo", "--show-managed-fields", "-o", "jsonpath={.metadata.managedFields[*].manager}"]);
+    let forced = k.kubectl_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=ops",
+            "--force-conflicts",
+            "-f",
+            "-",
+        ],
+        Some(ssa),
+    );
+    assert!(
+        String::from_utf8_lossy(&forced.stdout).contains("deployment.apps/web serverside-applied"),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    assert_eq!(
+        k.kubectl_ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-n",
+            "demo",
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ]),
+        "7"
+    );
+    let managers = k.kubectl_ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-n",
+        "demo",
+        "--show-managed-fields",
+        "-o",
+        "jsonpath={.metadata.managedFields[*].manager}",
+    ]);
     assert!(managers.contains("ops"), "{managers}");
     let widget_ssa = WIDGET.replace("size: 3", "size: 9");
     let applied_widget = k.kubectl_stdin(&["apply", "--server-side", "-f", "-"], Some(&widget_ssa));
-    assert!(String::from_utf8_lossy(&applied_widget.stdout).contains("serverside-applied"), "{}", String::from_utf8_lossy(&applied_widget.stderr));
-    assert_eq!(k.kubectl_ok(&["get", "widget", "w1", "-n", "demo", "-o", "jsonpath={.spec.size}"]), "9");
+    assert!(
+        String::from_utf8_lossy(&applied_widget.stdout).contains("serverside-applied"),
+        "{}",
+        String::from_utf8_lossy(&applied_widget.stderr)
+    );
+    assert_eq!(
+        k.kubectl_ok(&[
+            "get",
+            "widget",
+            "w1",
+            "-n",
+            "demo",
+            "-o",
+            "jsonpath={.spec.size}"
+        ]),
+        "9"
+    );
 
     // replace (what `edit` does).
     let json = k.kubectl_ok(&["get", "configmap", "app-config", "-n", "demo", "-o", "json"]);
     let edited = json.replace("\"hello\"", "\"bonjour\"");
     let replaced = k.kubectl_stdin(&["replace", "-f", "-"], Some(&edited));
-    assert!(String::from_utf8_lossy(&replaced.stdout).contains("configmap/app-config replaced"), "{}", String::from_utf8_lossy(&replaced.stderr));
+    assert!(
+        String::from_utf8_lossy(&replaced.stdout).contains("configmap/app-config replaced"),
+        "{}",
+        String::from_utf8_lossy(&replaced.stderr)
+    );
     // Replacing again with the now stale resourceVersion conflicts.
     let stale = k.kubectl_stdin(&["replace", "-f", "-"], Some(&edited));
     let stale_err = String::from_utf8_lossy(&stale.stderr);
@@ -247,58 +478,155 @@ fn kubectl_drives_the_kernel() {
 
     // get -w sees ADDED, MODIFIED and DELETED.
     let mut watch = Command::new("/usr/bin/kubectl")
-        .arg("--kubeconfig").arg(k.kubeconfig())
-        .args(["get", "configmaps", "-n", "demo", "-w", "--output-watch-events", "--request-timeout=30s"])
+        .arg("--kubeconfig")
+        .arg(k.kubeconfig())
+        .args([
+            "get",
+            "configmaps",
+            "-n",
+            "demo",
+            "-w",
+            "--output-watch-events",
+            "--request-timeout=30s",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("kubectl get -w");
     std::thread::sleep(Duration::from_millis(1500));
-    k.kubectl_ok(&["create", "configmap", "watched", "-n", "demo", "--from-literal=a=1"]);
+    k.kubectl_ok(&[
+        "create",
+        "configmap",
+        "watched",
+        "-n",
+        "demo",
+        "--from-literal=a=1",
+    ]);
     k.kubectl_ok(&["label", "configmap", "watched", "-n", "demo", "seen=yes"]);
     k.kubectl_ok(&["delete", "configmap", "watched", "-n", "demo"]);
     std::thread::sleep(Duration::from_millis(1500));
     let _ = watch.kill();
     let watched = watch.wait_with_output().expect("watch output");
     let watched_out = String::from_utf8_lossy(&watched.stdout);
-    let events: Vec<Vec<&str>> = watched_out.lines().map(words).filter(|w| w.get(1) == Some(&"watched")).collect();
+    let events: Vec<Vec<&str>> = watched_out
+        .lines()
+        .map(words)
+        .filter(|w| w.get(1) == Some(&"watched"))
+        .collect();
     let kinds: Vec<&str> = events.iter().map(|w| w[0]).collect();
-    assert_eq!(kinds, ["ADDED", "MODIFIED", "DELETED"], "{watched_out}{}", String::from_utf8_lossy(&watched.stderr));
+    assert_eq!(
+        kinds,
+        ["ADDED", "MODIFIED", "DELETED"],
+        "{watched_out}{}",
+        String::from_utf8_lossy(&watched.stderr)
+    );
 
     // Discovery as kubectl shows it.
     let resources = k.kubectl_ok(&["api-resources"]);
-    assert_eq!(row(&resources, "deployments"), ["deployments", "deploy", "apps/v1", "true", "Deployment"]);
-    assert_eq!(row(&resources, "namespaces"), ["namespaces", "ns", "v1", "false", "Namespace"]);
-    assert_eq!(row(&resources, "widgets"), ["widgets", "wd", "example.com/v1", "true", "Widget"]);
-    assert!(resources.lines().any(|l| l.starts_with("plugins") && l.contains("kerno.dev/v1")), "{resources}");
+    assert_eq!(
+        row(&resources, "deployments"),
+        ["deployments", "deploy", "apps/v1", "true", "Deployment"]
+    );
+    assert_eq!(
+        row(&resources, "namespaces"),
+        ["namespaces", "ns", "v1", "false", "Namespace"]
+    );
+    assert_eq!(
+        row(&resources, "widgets"),
+        ["widgets", "wd", "example.com/v1", "true", "Widget"]
+    );
+    assert!(
+        resources
+            .lines()
+            .any(|l| l.starts_with("plugins") && l.contains("kerno.dev/v1")),
+        "{resources}"
+    );
     let versions = k.kubectl_ok(&["api-versions"]);
-    for v in ["v1", "apps/v1", "batch/v1", "example.com/v1", "kerno.dev/v1", "rbac.authorization.k8s.io/v1"] {
-        assert!(versions.lines().any(|l| l == v), "{v} missing in:\n{versions}");
+    for v in [
+        "v1",
+        "apps/v1",
+        "batch/v1",
+        "example.com/v1",
+        "kerno.dev/v1",
+        "rbac.authorization.k8s.io/v1",
+    ] {
+        assert!(
+            versions.lines().any(|l| l == v),
+            "{v} missing in:\n{versions}"
+        );
     }
 
     // explain reads the served OpenAPI.
     let explained = k.kubectl_ok(&["explain", "deployment.spec.strategy"]);
-    assert!(explained.contains("KIND:") && explained.contains("Deployment"), "{explained}");
+    assert!(
+        explained.contains("KIND:") && explained.contains("Deployment"),
+        "{explained}"
+    );
     assert!(explained.contains("rollingUpdate"), "{explained}");
 
     // Strict field validation refuses unknown fields.
-    let typo = MANIFEST.split("---").nth(1).unwrap_or_default().replace("\ndata:", "\ndta:");
+    let typo = MANIFEST
+        .split("---")
+        .nth(1)
+        .unwrap_or_default()
+        .replace("\ndata:", "\ndta:");
     let refused = k.kubectl_stdin(&["apply", "-f", "-"], Some(&typo));
     assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown field \"dta\""), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("unknown field \"dta\""),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 
     // delete, with cascade flags.
-    let foreground = k.kubectl_ok(&["delete", "deployment", "web", "-n", "demo", "--cascade=foreground", "--wait=false"]);
-    assert!(foreground.contains("deployment.apps \"web\" deleted"), "{foreground}");
-    let finalizers = k.kubectl_ok(&["get", "deploy", "web", "-n", "demo", "-o", "jsonpath={.metadata.finalizers}"]);
-    assert!(finalizers.contains("foregroundDeletion"), "foreground deletion waits on its dependents: {finalizers}");
-    assert!(k.kubectl_ok(&["delete", "svc", "web", "-n", "demo", "--cascade=background"]).contains("service \"web\" deleted"));
+    let foreground = k.kubectl_ok(&[
+        "delete",
+        "deployment",
+        "web",
+        "-n",
+        "demo",
+        "--cascade=foreground",
+        "--wait=false",
+    ]);
+    assert!(
+        foreground.contains("deployment.apps \"web\" deleted"),
+        "{foreground}"
+    );
+    let finalizers = k.kubectl_ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-n",
+        "demo",
+        "-o",
+        "jsonpath={.metadata.finalizers}",
+    ]);
+    assert!(
+        finalizers.contains("foregroundDeletion"),
+        "foreground deletion waits on its dependents: {finalizers}"
+    );
+    assert!(
+        k.kubectl_ok(&["delete", "svc", "web", "-n", "demo", "--cascade=background"])
+            .contains("service \"web\" deleted")
+    );
     let gone = k.kubectl_err(&["get", "svc", "web", "-n", "demo"]);
     assert!(gone.contains("services \"web\" not found"), "{gone}");
-    assert!(k.kubectl_ok(&["delete", "widget", "w1", "-n", "demo"]).contains("deleted"));
-    assert!(k.kubectl_ok(&["delete", "crd", "widgets.example.com"]).contains("deleted"));
+    assert!(
+        k.kubectl_ok(&["delete", "widget", "w1", "-n", "demo"])
+            .contains("deleted")
+    );
+    assert!(
+        k.kubectl_ok(&["delete", "crd", "widgets.example.com"])
+            .contains("deleted")
+    );
     let no_widgets = k.kubectl_err(&["get", "widgets", "-n", "demo"]);
-    assert!(no_widgets.contains("NotFound") || no_widgets.contains("doesn't have a resource type"), "{no_widgets}");
+    assert!(
+        no_widgets.contains("NotFound") || no_widgets.contains("doesn't have a resource type"),
+        "{no_widgets}"
+    );
     let resources = k.kubectl_ok(&["api-resources"]);
-    assert!(!resources.lines().any(|l| l.starts_with("widgets")), "{resources}");
+    assert!(
+        !resources.lines().any(|l| l.starts_with("widgets")),
+        "{resources}"
+    );
 }

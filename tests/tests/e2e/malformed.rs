@@ -15,7 +15,11 @@ async fn send(
 ) -> (u16, Value) {
     let response = tokio::time::timeout(
         Duration::from_secs(10),
-        client.request(method, url).header("Content-Type", content_type).body(body).send(),
+        client
+            .request(method, url)
+            .header("Content-Type", content_type)
+            .body(body)
+            .send(),
     )
     .await
     .expect("the kernel answers in time")
@@ -39,21 +43,121 @@ async fn malformed_requests_get_statuses() {
     use reqwest::Method;
 
     // One of each kind, with the exact code.
-    let cases: Vec<(Method, String, &str, Vec<u8>, u16, &str)> = vec![
-        (Method::POST, cms.clone(), "application/json", b"{\"metadata\":".to_vec(), 400, "truncated JSON"),
-        (Method::POST, cms.clone(), "application/yaml", b"a: [b".to_vec(), 400, "bad YAML"),
-        (Method::POST, cms.clone(), "application/json", br#"{"apiVersion":"apps/v1","kind":"ConfigMap","metadata":{"name":"x"}}"#.to_vec(), 400, "wrong apiVersion"),
-        (Method::POST, cms.clone(), "application/json", br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"x"}}"#.to_vec(), 400, "wrong kind"),
-        (Method::POST, cms.clone(), "application/json", br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"Bad_Name"}}"#.to_vec(), 422, "invalid name"),
-        (Method::POST, format!("{cms}?fieldValidation=Strict"), "application/json", br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"bogus":1}"#.to_vec(), 400, "unknown field, strict"),
-        (Method::POST, cms.clone(), "application/json", vec![b' '; 4 * 1024 * 1024], 413, "body over 3 MiB"),
-        (Method::GET, format!("{cms}?labelSelector=a%20in%20(b"), "application/json", Vec::new(), 400, "bad label selector"),
-        (Method::GET, format!("{cms}?fieldSelector=spec.nope%3Dx"), "application/json", Vec::new(), 400, "unsupported field selector"),
-        (Method::GET, format!("{cms}?resourceVersion=abc"), "application/json", Vec::new(), 400, "bad resourceVersion"),
-        (Method::GET, format!("{cms}?limit=1&continue=garbage"), "application/json", Vec::new(), 400, "bad continue token"),
-        (Method::PATCH, format!("{cms}/missing"), "application/merge-patch+json", b"{}".to_vec(), 404, "patch of a missing object"),
-        (Method::GET, k.url("/api/v1/namespaces/default/nonsense"), "application/json", Vec::new(), 404, "unknown resource"),
-        (Method::POST, k.url("/api/v1/namespaces/nowhere/configmaps"), "application/json", br#"{"metadata":{"name":"x"}}"#.to_vec(), 404, "missing namespace"),
+    // (method, url, content type, body, expected code, what it is)
+    type Case<'a> = (Method, String, &'a str, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            Method::POST,
+            cms.clone(),
+            "application/json",
+            b"{\"metadata\":".to_vec(),
+            400,
+            "truncated JSON",
+        ),
+        (
+            Method::POST,
+            cms.clone(),
+            "application/yaml",
+            b"a: [b".to_vec(),
+            400,
+            "bad YAML",
+        ),
+        (
+            Method::POST,
+            cms.clone(),
+            "application/json",
+            br#"{"apiVersion":"apps/v1","kind":"ConfigMap","metadata":{"name":"x"}}"#.to_vec(),
+            400,
+            "wrong apiVersion",
+        ),
+        (
+            Method::POST,
+            cms.clone(),
+            "application/json",
+            br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"x"}}"#.to_vec(),
+            400,
+            "wrong kind",
+        ),
+        (
+            Method::POST,
+            cms.clone(),
+            "application/json",
+            br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"Bad_Name"}}"#.to_vec(),
+            422,
+            "invalid name",
+        ),
+        (
+            Method::POST,
+            format!("{cms}?fieldValidation=Strict"),
+            "application/json",
+            br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"bogus":1}"#.to_vec(),
+            400,
+            "unknown field, strict",
+        ),
+        (
+            Method::POST,
+            cms.clone(),
+            "application/json",
+            vec![b' '; 4 * 1024 * 1024],
+            413,
+            "body over 3 MiB",
+        ),
+        (
+            Method::GET,
+            format!("{cms}?labelSelector=a%20in%20(b"),
+            "application/json",
+            Vec::new(),
+            400,
+            "bad label selector",
+        ),
+        (
+            Method::GET,
+            format!("{cms}?fieldSelector=spec.nope%3Dx"),
+            "application/json",
+            Vec::new(),
+            400,
+            "unsupported field selector",
+        ),
+        (
+            Method::GET,
+            format!("{cms}?resourceVersion=abc"),
+            "application/json",
+            Vec::new(),
+            400,
+            "bad resourceVersion",
+        ),
+        (
+            Method::GET,
+            format!("{cms}?limit=1&continue=garbage"),
+            "application/json",
+            Vec::new(),
+            400,
+            "bad continue token",
+        ),
+        (
+            Method::PATCH,
+            format!("{cms}/missing"),
+            "application/merge-patch+json",
+            b"{}".to_vec(),
+            404,
+            "patch of a missing object",
+        ),
+        (
+            Method::GET,
+            k.url("/api/v1/namespaces/default/nonsense"),
+            "application/json",
+            Vec::new(),
+            404,
+            "unknown resource",
+        ),
+        (
+            Method::POST,
+            k.url("/api/v1/namespaces/nowhere/configmaps"),
+            "application/json",
+            br#"{"metadata":{"name":"x"}}"#.to_vec(),
+            404,
+            "missing namespace",
+        ),
     ];
     for (method, url, content_type, body, expected, what) in cases {
         let (code, status) = send(&http, method, url, content_type, body).await;
@@ -61,17 +165,40 @@ async fn malformed_requests_get_statuses() {
     }
 
     // A patch that does not apply.
-    let (code, _) = send(&http, Method::POST, cms.clone(), "application/json", br#"{"metadata":{"name":"target"},"data":{"a":"1"}}"#.to_vec()).await;
+    let (code, _) = send(
+        &http,
+        Method::POST,
+        cms.clone(),
+        "application/json",
+        br#"{"metadata":{"name":"target"},"data":{"a":"1"}}"#.to_vec(),
+    )
+    .await;
     assert_eq!(code, 201);
     for (content_type, patch) in [
-        ("application/json-patch+json", br#"[{"op":"replace","path":"/data/missing/deep","value":1}]"#.to_vec()),
+        (
+            "application/json-patch+json",
+            br#"[{"op":"replace","path":"/data/missing/deep","value":1}]"#.to_vec(),
+        ),
         ("application/json-patch+json", br#"{"op":"add"}"#.to_vec()),
         ("application/merge-patch+json", b"[1,2".to_vec()),
-        ("application/strategic-merge-patch+json", br#"{"data":{"$patch":"bogus"}}"#.to_vec()),
+        (
+            "application/strategic-merge-patch+json",
+            br#"{"data":{"$patch":"bogus"}}"#.to_vec(),
+        ),
         ("text/plain", b"hello".to_vec()),
     ] {
-        let (code, status) = send(&http, Method::PATCH, format!("{cms}/target"), content_type, patch).await;
-        assert!(matches!(code, 400 | 415 | 422), "{content_type}: {code} {status}");
+        let (code, status) = send(
+            &http,
+            Method::PATCH,
+            format!("{cms}/target"),
+            content_type,
+            patch,
+        )
+        .await;
+        assert!(
+            matches!(code, 400 | 415 | 422),
+            "{content_type}: {code} {status}"
+        );
         assert_eq!(status["kind"], "Status");
     }
 
@@ -92,8 +219,21 @@ async fn malformed_requests_get_statuses() {
         "/api/v1/namespaces/%ff/configmaps",
         "/apis/apps/v1/namespaces/default/deployments/d/scale",
     ];
-    let methods = [Method::POST, Method::PUT, Method::PATCH, Method::GET, Method::DELETE];
-    let content_types = ["application/json", "application/yaml", "application/merge-patch+json", "application/json-patch+json", "application/strategic-merge-patch+json", "application/apply-patch+yaml"];
+    let methods = [
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::GET,
+        Method::DELETE,
+    ];
+    let content_types = [
+        "application/json",
+        "application/yaml",
+        "application/merge-patch+json",
+        "application/json-patch+json",
+        "application/strategic-merge-patch+json",
+        "application/apply-patch+yaml",
+    ];
     let mut rng_state: u64 = 0x2545F4914F6CDD1D;
     let mut next = move || {
         // xorshift: deterministic, so a failure reproduces.
@@ -114,7 +254,10 @@ async fn malformed_requests_get_statuses() {
             match next() % 3 {
                 0 => body[at] = (next() % 256) as u8,
                 1 => body.truncate(at),
-                _ => body.insert(at, b"{}[]\",:\\\x00"[(next() % 10) as usize]),
+                _ => {
+                    let junk = b"{}[]\",:\\\x00";
+                    body.insert(at, junk[(next() % junk.len() as u64) as usize]);
+                }
             }
         }
         let path = paths[(next() % paths.len() as u64) as usize];
@@ -131,14 +274,25 @@ async fn malformed_requests_get_statuses() {
         .collect::<Vec<_>>()
         .await;
     for (code, body) in &results {
-        assert!((200..300).contains(code) || (400..500).contains(code), "unexpected {code}: {body}");
+        assert!(
+            (200..300).contains(code) || (400..500).contains(code),
+            "unexpected {code}: {body}"
+        );
         if *code >= 400 {
             assert_eq!(body["kind"], "Status", "{code}: {body}");
         }
     }
     // Still serving, and kubectl still works.
-    let (code, _) = send(&http, Method::GET, k.url("/api/v1/namespaces/default/configmaps/target"), "application/json", Vec::new()).await;
+    let (code, list) = send(
+        &http,
+        Method::GET,
+        k.url("/api/v1/namespaces/default/configmaps"),
+        "application/json",
+        Vec::new(),
+    )
+    .await;
     assert_eq!(code, 200);
+    assert_eq!(list["kind"], "ConfigMapList");
     assert!(k.kubectl_ok(&["get", "namespaces"]).contains("default"));
 }
 

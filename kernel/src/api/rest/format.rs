@@ -48,10 +48,15 @@ pub fn negotiate(accept: &str) -> Option<Representation> {
     for clause in accept.split(',') {
         let mut parts = clause.split(';').map(str::trim);
         let media = parts.next().unwrap_or_default();
-        let params: Vec<(&str, &str)> =
-            parts.filter_map(|p| p.split_once('=')).map(|(k, v)| (k.trim(), v.trim())).collect();
+        let params: Vec<(&str, &str)> = parts
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .collect();
         let param = |name: &str| params.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
-        if !matches!(media, "application/json" | "application/*" | "*/*" | "application/yaml") {
+        if !matches!(
+            media,
+            "application/json" | "application/*" | "*/*" | "application/yaml"
+        ) {
             continue;
         }
         match (param("as"), param("g")) {

@@ -82,7 +82,10 @@ async fn ok() -> &'static str {
 }
 
 fn accept(headers: &HeaderMap) -> &str {
-    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
 }
 
 fn accept_opt(headers: &HeaderMap) -> Option<&str> {
@@ -95,11 +98,15 @@ fn discovery_root(state: &RestState, headers: &HeaderMap, core: bool) -> Respons
     let registry = state.service.registry();
     let format = discovery::negotiate(accept_opt(headers));
     match format.aggregated_version() {
-        Some(version) => {
-            typed_json(format.content_type(), &discovery::aggregated(registry, core, version))
-        }
+        Some(version) => typed_json(
+            format.content_type(),
+            &discovery::aggregated(registry, core, version),
+        ),
         None if core => {
-            let server = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let server = headers
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
             json_response(StatusCode::OK, &discovery::api_versions(server))
         }
         None => json_response(StatusCode::OK, &discovery::group_list(registry)),
@@ -125,7 +132,9 @@ async fn openapi_docs(state: &Arc<RestState>) -> Result<Arc<openapi::OpenApiDocs
 
 fn bytes_response(content_type: &'static str, body: bytes::Bytes) -> Response {
     let mut response = Response::new(axum::body::Body::from(body));
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
@@ -195,7 +204,9 @@ async fn fallback(State(state): State<Arc<RestState>>, request: Request) -> Resp
 
 /// A JSON response.
 pub fn json_response(code: StatusCode, body: &Value) -> Response {
-    typed_json("application/json", body).into_response().with_status(code)
+    typed_json("application/json", body)
+        .into_response()
+        .with_status(code)
 }
 
 fn typed_json(content_type: &str, body: &Value) -> Response {

@@ -24,7 +24,11 @@ pub fn parse(path: &str) -> Option<ResourcePath> {
     let segments: Vec<String> = path
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .collect();
     let (group, version, rest) = match segments.first().map(String::as_str) {
         Some("api") if segments.len() >= 3 => (String::new(), segments[1].clone(), &segments[2..]),
@@ -58,34 +62,72 @@ pub fn parse(path: &str) -> Option<ResourcePath> {
 mod tests {
     use super::*;
 
-    fn p(path: &str) -> (String, Option<String>, String, Option<String>, Option<String>) {
+    fn p(
+        path: &str,
+    ) -> (
+        String,
+        Option<String>,
+        String,
+        Option<String>,
+        Option<String>,
+    ) {
         let r = parse(path).expect("parses");
         (r.group, r.namespace, r.resource, r.name, r.subresource)
     }
 
     #[test]
     fn core_paths() {
-        assert_eq!(p("/api/v1/pods"), ("".into(), None, "pods".into(), None, None));
+        assert_eq!(
+            p("/api/v1/pods"),
+            ("".into(), None, "pods".into(), None, None)
+        );
         assert_eq!(
             p("/api/v1/namespaces/default"),
-            ("".into(), None, "namespaces".into(), Some("default".into()), None)
+            (
+                "".into(),
+                None,
+                "namespaces".into(),
+                Some("default".into()),
+                None
+            )
         );
         assert_eq!(
             p("/api/v1/namespaces/default/status"),
-            ("".into(), None, "namespaces".into(), Some("default".into()), Some("status".into()))
+            (
+                "".into(),
+                None,
+                "namespaces".into(),
+                Some("default".into()),
+                Some("status".into())
+            )
         );
         assert_eq!(
             p("/api/v1/namespaces/ns1/pods/web/log"),
-            ("".into(), Some("ns1".into()), "pods".into(), Some("web".into()), Some("log".into()))
+            (
+                "".into(),
+                Some("ns1".into()),
+                "pods".into(),
+                Some("web".into()),
+                Some("log".into())
+            )
         );
-        assert_eq!(p("/api/v1/namespaces/ns1/pods"), ("".into(), Some("ns1".into()), "pods".into(), None, None));
+        assert_eq!(
+            p("/api/v1/namespaces/ns1/pods"),
+            ("".into(), Some("ns1".into()), "pods".into(), None, None)
+        );
     }
 
     #[test]
     fn group_paths() {
         assert_eq!(
             p("/apis/apps/v1/namespaces/a/deployments/web/scale"),
-            ("apps".into(), Some("a".into()), "deployments".into(), Some("web".into()), Some("scale".into()))
+            (
+                "apps".into(),
+                Some("a".into()),
+                "deployments".into(),
+                Some("web".into()),
+                Some("scale".into())
+            )
         );
         assert_eq!(
             p("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/x.example.com"),

@@ -48,28 +48,46 @@ pub async fn handle(state: Arc<RestState>, path: ResourcePath, request: Request)
     }
 }
 
-async fn dispatch(state: &Arc<RestState>, path: ResourcePath, request: Request) -> Result<Response> {
+async fn dispatch(
+    state: &Arc<RestState>,
+    path: ResourcePath,
+    request: Request,
+) -> Result<Response> {
     let service = &state.service;
-    let rt = service.registry().get(&path.group, &path.version, &path.resource).ok_or_else(|| {
-        ApiError::NotFoundMessage(format!(
-            "the server could not find the requested resource ({} {}/{})",
-            path.resource,
-            if path.group.is_empty() { "core" } else { &path.group },
-            path.version
-        ))
-    })?;
+    let rt = service
+        .registry()
+        .get(&path.group, &path.version, &path.resource)
+        .ok_or_else(|| {
+            ApiError::NotFoundMessage(format!(
+                "the server could not find the requested resource ({} {}/{})",
+                path.resource,
+                if path.group.is_empty() {
+                    "core"
+                } else {
+                    &path.group
+                },
+                path.version
+            ))
+        })?;
     if path.namespace.is_some() && !rt.namespaced {
         return Err(ApiError::NotFoundMessage(format!(
             "the server could not find the requested resource: {} is not namespaced",
             rt.plural
         )));
     }
-    let target = Target { rt: rt.clone(), namespace: path.namespace.clone(), name: path.name.clone() };
+    let target = Target {
+        rt: rt.clone(),
+        namespace: path.namespace.clone(),
+        name: path.name.clone(),
+    };
     let (parts, body) = request.into_parts();
     let query = Query::parse(parts.uri.query());
     let headers = parts.headers;
     let representation = format::negotiate(accept(&headers)).ok_or_else(|| {
-        ApiError::NotAcceptable("only the following media types are accepted: application/json, application/yaml".into())
+        ApiError::NotAcceptable(
+            "only the following media types are accepted: application/json, application/yaml"
+                .into(),
+        )
     })?;
     let body = match parts.method {
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE => read_body(body).await?,
@@ -82,8 +100,16 @@ async fn dispatch(state: &Arc<RestState>, path: ResourcePath, request: Request) 
             if query.flag("watch") {
                 let opts = watch_options(&query);
                 let watcher = service.watch(&target, &opts).await?;
-                let timeout = query.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok());
-                return Ok(super::watch::response(rt, watcher, representation, IncludeObject::parse(query.get("includeObject")), timeout));
+                let timeout = query
+                    .get("timeoutSeconds")
+                    .and_then(|t| t.parse::<u64>().ok());
+                return Ok(super::watch::response(
+                    rt,
+                    watcher,
+                    representation,
+                    IncludeObject::parse(query.get("includeObject")),
+                    timeout,
+                ));
             }
             list(state, &target, &query, representation).await
         }
@@ -91,9 +117,10 @@ async fn dispatch(state: &Arc<RestState>, path: ResourcePath, request: Request) 
             let obj = service.get(&target).await?;
             Ok(single(&target, &obj, representation, &query))
         }
-        (Method::GET, true, Some("scale")) if rt.scale.is_some() => {
-            Ok(json_response(StatusCode::OK, &service.get_scale(&target).await?))
-        }
+        (Method::GET, true, Some("scale")) if rt.scale.is_some() => Ok(json_response(
+            StatusCode::OK,
+            &service.get_scale(&target).await?,
+        )),
         (Method::POST, false, None) => {
             let obj = parse_object(&headers, &body)?;
             let result = service.create(&target, obj, &write_opts).await?;
@@ -105,14 +132,20 @@ async fn dispatch(state: &Arc<RestState>, path: ResourcePath, request: Request) 
             Ok(written(StatusCode::CREATED, result))
         }
         (Method::PUT, true, None | Some("status")) => {
-            let part = if sub == Some("status") { status_part(&rt)? } else { Part::Main };
+            let part = if sub == Some("status") {
+                status_part(&rt)?
+            } else {
+                Part::Main
+            };
             let obj = parse_object(&headers, &body)?;
             let result = service.update(&target, obj, part, &write_opts).await?;
             Ok(written(StatusCode::OK, result))
         }
         (Method::PUT, true, Some("scale")) if rt.scale.is_some() => {
             let scale = parse_object(&headers, &body)?;
-            let result = service.update_scale(&target, &write_opts, |_| Ok(scale.clone())).await?;
+            let result = service
+                .update_scale(&target, &write_opts, |_| Ok(scale.clone()))
+                .await?;
             Ok(json_response(StatusCode::OK, &result))
         }
         (Method::PATCH, true, None | Some("status") | Some("scale")) => {
@@ -121,25 +154,43 @@ async fn dispatch(state: &Arc<RestState>, path: ResourcePath, request: Request) 
                 if rt.scale.is_none() {
                     return Err(not_found_sub(&rt.plural, "scale"));
                 }
-                let result = service.patch_scale(&target, patch_type, &body, &write_opts).await?;
+                let result = service
+                    .patch_scale(&target, patch_type, &body, &write_opts)
+                    .await?;
                 return Ok(json_response(StatusCode::OK, &result));
             }
-            let part = if sub == Some("status") { status_part(&rt)? } else { Part::Main };
-            let result = service.patch(&target, patch_type, &body, part, &write_opts).await?;
-            let code = if result.created { StatusCode::CREATED } else { StatusCode::OK };
+            let part = if sub == Some("status") {
+                status_part(&rt)?
+            } else {
+                Part::Main
+            };
+            let result = service
+                .patch(&target, patch_type, &body, part, &write_opts)
+                .await?;
+            let code = if result.created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
             Ok(written(code, result))
         }
         (Method::DELETE, true, None) => {
             let opts = delete_options(&query, &body)?;
             let obj = service.delete(&target, &opts).await?;
             let pending = obj.pointer("/metadata/deletionTimestamp").is_some();
-            let code = if pending { StatusCode::ACCEPTED } else { StatusCode::OK };
+            let code = if pending {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
             Ok(json_response(code, &obj))
         }
         (Method::DELETE, false, None) => {
             let opts = delete_options(&query, &body)?;
             let list_opts = list_options(&query);
-            let deleted = service.delete_collection(&target, &list_opts, &opts).await?;
+            let deleted = service
+                .delete_collection(&target, &list_opts, &opts)
+                .await?;
             let list = json!({
                 "kind": format!("{}List", rt.kind),
                 "apiVersion": rt.api_version(),
@@ -180,21 +231,28 @@ fn status_part(rt: &crate::registry::ResourceType) -> Result<Part> {
 }
 
 fn accept(headers: &HeaderMap) -> &str {
-    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
 }
 
 async fn read_body(body: axum::body::Body) -> Result<bytes::Bytes> {
-    axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
-        ApiError::RequestEntityTooLarge(format!(
-            "the request body is too large: the limit is {MAX_BODY_BYTES} bytes"
-        ))
-    })
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::RequestEntityTooLarge(format!(
+                "the request body is too large: the limit is {MAX_BODY_BYTES} bytes"
+            ))
+        })
 }
 
 /// Decodes a JSON or YAML body into an object.
 fn parse_object(headers: &HeaderMap, body: &[u8]) -> Result<Value> {
-    let content_type =
-        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
     let value: Value = if content_type.starts_with("application/yaml") {
         serde_yaml::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("error decoding YAML body: {e}")))?
@@ -208,14 +266,18 @@ fn parse_object(headers: &HeaderMap, body: &[u8]) -> Result<Value> {
         )));
     };
     if !value.is_object() {
-        return Err(ApiError::BadRequest("the body must be a JSON object".into()));
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object".into(),
+        ));
     }
     Ok(value)
 }
 
 fn patch_type(headers: &HeaderMap) -> Result<PatchType> {
-    let content_type =
-        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let media = content_type.split(';').next().unwrap_or_default().trim();
     match media {
         "application/json-patch+json" => Ok(PatchType::Json),
@@ -240,7 +302,9 @@ fn write_options(query: &Query, headers: &HeaderMap) -> Result<WriteOptions> {
     };
     let field_manager = match query.get("fieldManager") {
         Some(m) if m.len() > 128 => {
-            return Err(ApiError::BadRequest("fieldManager must be at most 128 characters".into()));
+            return Err(ApiError::BadRequest(
+                "fieldManager must be at most 128 characters".into(),
+            ));
         }
         Some(m) => m.to_owned(),
         // Kubernetes names an unnamed writer after its user agent.
@@ -254,7 +318,11 @@ fn write_options(query: &Query, headers: &HeaderMap) -> Result<WriteOptions> {
     let force = match query.get("force") {
         None | Some("false") => false,
         Some("true") => true,
-        Some(other) => return Err(ApiError::BadRequest(format!("invalid force value {other:?}"))),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "invalid force value {other:?}"
+            )));
+        }
     };
     Ok(WriteOptions {
         dry_run,
@@ -269,7 +337,10 @@ fn list_options(query: &Query) -> ListOptions {
         label_selector: query.get("labelSelector").unwrap_or_default().to_owned(),
         field_selector: query.get("fieldSelector").unwrap_or_default().to_owned(),
         limit: query.get("limit").and_then(|l| l.parse().ok()).unwrap_or(0),
-        continue_token: query.get("continue").filter(|c| !c.is_empty()).map(str::to_owned),
+        continue_token: query
+            .get("continue")
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned),
         resource_version: query.get("resourceVersion").map(str::to_owned),
     }
 }
@@ -297,25 +368,37 @@ fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions> {
         .or_else(|| from_body.get("propagationPolicy").and_then(text))
         .or_else(|| {
             // The deprecated orphanDependents flag.
-            match query.get("orphanDependents").map(str::to_owned).or_else(|| {
-                from_body.get("orphanDependents").and_then(Value::as_bool).map(|b| b.to_string())
-            }) {
+            match query
+                .get("orphanDependents")
+                .map(str::to_owned)
+                .or_else(|| {
+                    from_body
+                        .get("orphanDependents")
+                        .and_then(Value::as_bool)
+                        .map(|b| b.to_string())
+                }) {
                 Some(v) if v == "true" => Some("Orphan".to_owned()),
                 Some(v) if v == "false" => Some("Background".to_owned()),
                 _ => None,
             }
         });
     let grace = match query.get("gracePeriodSeconds") {
-        Some(g) => Some(g.parse::<i64>().map_err(|_| {
-            ApiError::BadRequest(format!("invalid gracePeriodSeconds {g:?}"))
-        })?),
+        Some(g) => Some(
+            g.parse::<i64>()
+                .map_err(|_| ApiError::BadRequest(format!("invalid gracePeriodSeconds {g:?}")))?,
+        ),
         None => from_body.get("gracePeriodSeconds").and_then(Value::as_i64),
     };
     let dry_run = query.get("dryRun") == Some("All")
-        || from_body.get("dryRun").and_then(Value::as_array).is_some_and(|d| d.iter().any(|v| v == "All"));
+        || from_body
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|d| d.iter().any(|v| v == "All"));
     Ok(DeleteOptions {
         propagation_policy: propagation,
-        precondition_resource_version: from_body.pointer("/preconditions/resourceVersion").and_then(text),
+        precondition_resource_version: from_body
+            .pointer("/preconditions/resourceVersion")
+            .and_then(text),
         precondition_uid: from_body.pointer("/preconditions/uid").and_then(text),
         grace_period_seconds: grace,
         dry_run,
@@ -357,18 +440,29 @@ async fn list(
             }
             out.extend_from_slice(b"]}");
             let mut response = Response::new(axum::body::Body::from(out));
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             Ok(response)
         }
         Representation::Table => {
             let include = IncludeObject::parse(query.get("includeObject"));
-            let table = format::table(rt, result.items.iter().map(|i| &i.value), include, true, list_meta);
+            let table = format::table(
+                rt,
+                result.items.iter().map(|i| &i.value),
+                include,
+                true,
+                list_meta,
+            );
             Ok(json_response(StatusCode::OK, &table))
         }
         Representation::Metadata => {
-            let items: Vec<Value> = result.items.iter().map(|i| format::partial_metadata(&i.value)).collect();
+            let items: Vec<Value> = result
+                .items
+                .iter()
+                .map(|i| format::partial_metadata(&i.value))
+                .collect();
             Ok(json_response(
                 StatusCode::OK,
                 &json!({
@@ -387,10 +481,19 @@ fn single(target: &Target, obj: &Value, representation: Representation, query: &
         Representation::Object => json_response(StatusCode::OK, obj),
         Representation::Table => {
             let include = IncludeObject::parse(query.get("includeObject"));
-            let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
+            let rv = obj
+                .pointer("/metadata/resourceVersion")
+                .cloned()
+                .unwrap_or(json!(""));
             json_response(
                 StatusCode::OK,
-                &format::table(&target.rt, [obj], include, true, json!({ "resourceVersion": rv })),
+                &format::table(
+                    &target.rt,
+                    [obj],
+                    include,
+                    true,
+                    json!({ "resourceVersion": rv }),
+                ),
             )
         }
         Representation::Metadata => json_response(StatusCode::OK, &format::partial_metadata(obj)),

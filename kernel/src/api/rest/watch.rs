@@ -27,7 +27,9 @@ pub fn response(
     include: IncludeObject,
     timeout_seconds: Option<u64>,
 ) -> Response {
-    let timeout = timeout_seconds.map(Duration::from_secs).unwrap_or(DEFAULT_WATCH_TIMEOUT);
+    let timeout = timeout_seconds
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_WATCH_TIMEOUT);
     let deadline = tokio::time::sleep(timeout);
     let mut first_table = true;
     let events = watcher.into_stream().map(move |event| {
@@ -42,7 +44,11 @@ pub fn response(
             Representation::Object => event.json_line(),
             _ if event.kind == EventType::Bookmark => event.json_line(),
             Representation::Table => {
-                let rv = event.object.value.pointer("/metadata/resourceVersion").cloned();
+                let rv = event
+                    .object
+                    .value
+                    .pointer("/metadata/resourceVersion")
+                    .cloned();
                 let object = format::table(
                     &rt,
                     [&event.object.value],
@@ -52,20 +58,25 @@ pub fn response(
                 );
                 encode_line(event.kind.as_str(), &object)
             }
-            Representation::Metadata => {
-                encode_line(event.kind.as_str(), &format::partial_metadata(&event.object.value))
-            }
+            Representation::Metadata => encode_line(
+                event.kind.as_str(),
+                &format::partial_metadata(&event.object.value),
+            ),
         };
         Ok(line)
     });
     let stream = events.take_until(deadline);
     let mut response = Response::new(axum::body::Body::from_stream(stream));
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
 fn encode_line(event_type: &str, object: &serde_json::Value) -> bytes::Bytes {
-    let mut out = serde_json::to_vec(&json!({ "type": event_type, "object": object })).unwrap_or_default();
+    let mut out =
+        serde_json::to_vec(&json!({ "type": event_type, "object": object })).unwrap_or_default();
     out.push(b'\n');
     bytes::Bytes::from(out)
 }
