@@ -77,8 +77,8 @@ impl Service {
         let page = self.list(t, list).await?;
         let mut deleted = Vec::with_capacity(page.items.len());
         for item in &page.items {
-            let name = meta::name(&item.value).to_owned();
-            let namespace = meta::meta_str(&item.value, "namespace").map(str::to_owned);
+            let name = item.name.clone();
+            let namespace = Some(item.namespace.clone()).filter(|ns| !ns.is_empty());
             let one = Target {
                 rt: t.rt.clone(),
                 namespace,

@@ -56,7 +56,7 @@ async fn lists_page_at_a_fixed_revision_while_writes_continue() {
     assert_eq!(names(&first), ["a/p00", "a/p01", "a/p02", "a/p03"]);
     assert_eq!(first.remaining, Some(11));
     // Every object carries its own mod revision as resourceVersion.
-    assert_eq!(first.items[0].value["metadata"]["resourceVersion"], "1");
+    assert_eq!(first.items[0].value()["metadata"]["resourceVersion"], "1");
 
     // Writes continue: change a later item, delete one, add one.
     let (k, v) = pod("a", "p07", json!({"app": "changed"}), "n1");
@@ -99,7 +99,7 @@ async fn lists_page_at_a_fixed_revision_while_writes_continue() {
     assert!(now.continue_token.is_none());
     let p07 = now.items.iter().find(|o| o.name == "p07").unwrap();
     assert_eq!(p07.labels["app"], "changed");
-    assert_eq!(p07.value["metadata"]["resourceVersion"], "16");
+    assert_eq!(p07.value()["metadata"]["resourceVersion"], "16");
 }
 
 #[tokio::test]

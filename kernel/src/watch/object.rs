@@ -26,9 +26,9 @@ pub struct CachedObject {
     pub revision: Revision,
     /// The key's create revision.
     pub create_revision: Revision,
-    /// The parsed object.
-    pub value: Value,
-    /// The object's JSON encoding.
+    /// The object's JSON encoding. Only this is kept, not a parsed tree: a
+    /// parsed `Value` costs several times the JSON's size, and most reads
+    /// (lists, watches) send the bytes as they are. [`Self::value`] parses.
     pub raw: Bytes,
     /// `metadata.labels`.
     pub labels: BTreeMap<String, String>,
@@ -47,8 +47,9 @@ impl CachedObject {
         create_revision: Revision,
     ) -> Result<Self, serde_json::Error> {
         let value: Value = serde_json::from_slice(value)?;
+        let fields = selectable_fields(rt, &value);
         let mut obj = Self::from_value(key, value, revision, create_revision)?;
-        obj.fields = selectable_fields(rt, &obj.value);
+        obj.fields = fields;
         Ok(obj)
     }
 
@@ -84,15 +85,20 @@ impl CachedObject {
             create_revision,
             labels,
             fields: Vec::new(),
-            value,
             raw,
         })
+    }
+
+    /// The object, parsed from its JSON.
+    pub fn value(&self) -> Value {
+        // The bytes were serialized from a Value by this module.
+        serde_json::from_slice(&self.raw).unwrap_or(Value::Null)
     }
 
     /// The same object with another resourceVersion (a deleted object's last
     /// state, stamped with the delete's revision).
     pub(crate) fn with_revision(&self, revision: Revision) -> Self {
-        let mut value = self.value.clone();
+        let mut value = self.value();
         set_resource_version(&mut value, revision);
         // Serializing a Value we just cloned cannot fail (string keys only).
         let raw = serde_json::to_vec(&value).map_or_else(|_| self.raw.clone(), Bytes::from);
@@ -102,7 +108,6 @@ impl CachedObject {
             name: self.name.clone(),
             revision,
             create_revision: self.create_revision,
-            value,
             raw,
             labels: self.labels.clone(),
             fields: self.fields.clone(),
@@ -123,7 +128,6 @@ impl CachedObject {
             name: String::new(),
             revision,
             create_revision: 0,
-            value,
             raw,
             labels: BTreeMap::new(),
             fields: Vec::new(),
@@ -335,7 +339,7 @@ mod tests {
     fn stored_object_gets_its_mod_revision() {
         let rt = pod_type();
         let o = obj(&rt, json!({"app": "web"}), 42);
-        assert_eq!(o.value["metadata"]["resourceVersion"], "42");
+        assert_eq!(o.value()["metadata"]["resourceVersion"], "42");
         let reparsed: Value = serde_json::from_slice(&o.raw).unwrap();
         assert_eq!(reparsed["metadata"]["resourceVersion"], "42");
         assert_eq!(o.labels.get("app").map(String::as_str), Some("web"));
@@ -387,7 +391,7 @@ mod tests {
         let gone = ev.for_filter(&web).unwrap();
         assert_eq!(gone.kind, EventType::Deleted);
         assert_eq!(gone.object.labels["app"], "web");
-        assert_eq!(gone.object.value["metadata"]["resourceVersion"], "6");
+        assert_eq!(gone.object.value()["metadata"]["resourceVersion"], "6");
         let came = ev.for_filter(&db).unwrap();
         assert_eq!(came.kind, EventType::Added);
         assert!(Arc::ptr_eq(&came, &ev.for_filter(&db).unwrap()));

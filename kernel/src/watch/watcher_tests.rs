@@ -73,7 +73,7 @@ async fn resumes_from_the_window_then_goes_live() {
     let ev = next(&mut w).await;
     assert_eq!((ev.kind, ev.revision), (EventType::Deleted, rev));
     assert_eq!(
-        ev.object.value["metadata"]["resourceVersion"],
+        ev.object.value()["metadata"]["resourceVersion"],
         rev.to_string()
     );
     assert_eq!(ev.object.labels["x"], "y", "DELETED carries the last state");

@@ -448,9 +448,10 @@ async fn list(
         }
         Representation::Table => {
             let include = IncludeObject::parse(query.get("includeObject"));
+            let values: Vec<Value> = result.items.iter().map(|i| i.value()).collect();
             let table = format::table(
                 rt,
-                result.items.iter().map(|i| &i.value),
+                values.iter(),
                 include,
                 true,
                 list_meta,
@@ -461,7 +462,7 @@ async fn list(
             let items: Vec<Value> = result
                 .items
                 .iter()
-                .map(|i| format::partial_metadata(&i.value))
+                .map(|i| format::partial_metadata(&i.value()))
                 .collect();
             Ok(json_response(
                 StatusCode::OK,

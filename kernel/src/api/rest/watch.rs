@@ -44,14 +44,11 @@ pub fn response(
             Representation::Object => event.json_line(),
             _ if event.kind == EventType::Bookmark => event.json_line(),
             Representation::Table => {
-                let rv = event
-                    .object
-                    .value
-                    .pointer("/metadata/resourceVersion")
-                    .cloned();
+                let value = event.object.value();
+                let rv = value.pointer("/metadata/resourceVersion").cloned();
                 let object = format::table(
                     &rt,
-                    [&event.object.value],
+                    [&value],
                     include,
                     std::mem::take(&mut first_table),
                     json!({ "resourceVersion": rv.unwrap_or_default() }),
@@ -60,7 +57,7 @@ pub fn response(
             }
             Representation::Metadata => encode_line(
                 event.kind.as_str(),
-                &format::partial_metadata(&event.object.value),
+                &format::partial_metadata(&event.object.value()),
             ),
         };
         Ok(line)
