@@ -66,6 +66,14 @@ struct CommonArgs {
     /// Extra DNS names or IPs for the serving certificate, comma-separated.
     #[arg(long, value_delimiter = ',')]
     tls_san: Vec<String>,
+    /// Events each watch cache keeps so that watches can resume; older
+    /// resourceVersions get 410 Gone.
+    #[arg(long, default_value_t = 10_000)]
+    watch_cache_window: usize,
+    /// Seconds between compactions of the store's history (each keeps the
+    /// revisions of the last interval).
+    #[arg(long, default_value_t = 300)]
+    compaction_interval: u64,
 }
 
 #[tokio::main]
@@ -89,15 +97,14 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::resolve(common.config.as_deref(), &overrides)?;
     let mut extra_sans = config.kernel.tls_sans.clone();
     extra_sans.extend(common.tls_san);
-    let opts = KernelOptions {
-        data_dir: config.data_dir.clone(),
-        listen: config.kernel.listen,
-        store: match &config.kernel.store {
-            StoreConfig::Embedded(_) => StoreChoice::Embedded,
-            StoreConfig::Etcd(etcd) => StoreChoice::Etcd(etcd.endpoints.clone()),
-        },
-        extra_sans,
+    let store = match &config.kernel.store {
+        StoreConfig::Embedded(_) => StoreChoice::Embedded,
+        StoreConfig::Etcd(etcd) => StoreChoice::Etcd(etcd.endpoints.clone()),
     };
+    let mut opts = KernelOptions::new(config.data_dir.clone(), config.kernel.listen, store);
+    opts.extra_sans = extra_sans;
+    opts.watch_cache_window = common.watch_cache_window.max(1);
+    opts.compaction_interval = std::time::Duration::from_secs(common.compaction_interval.max(1));
     let started = std::time::Instant::now();
     let kernel = server::start(opts.clone())
         .await

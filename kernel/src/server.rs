@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -40,7 +41,31 @@ pub struct KernelOptions {
     pub store: StoreChoice,
     /// Extra names or IPs for the serving certificate.
     pub extra_sans: Vec<String>,
+    /// Events each watch cache keeps for resuming watches; older
+    /// resourceVersions get 410 Gone.
+    pub watch_cache_window: usize,
+    /// How often the store's history is compacted: each run discards the
+    /// revisions older than the one seen at the previous run, as the
+    /// Kubernetes API server does with etcd.
+    pub compaction_interval: Duration,
 }
+
+impl KernelOptions {
+    /// Options with the defaults for everything but where to keep data.
+    pub fn new(data_dir: PathBuf, listen: SocketAddr, store: StoreChoice) -> Self {
+        Self {
+            data_dir,
+            listen,
+            store,
+            extra_sans: Vec::new(),
+            watch_cache_window: crate::watch::CacheConfig::default().window,
+            compaction_interval: DEFAULT_COMPACTION_INTERVAL,
+        }
+    }
+}
+
+/// Kubernetes compacts etcd every five minutes.
+pub const DEFAULT_COMPACTION_INTERVAL: Duration = Duration::from_secs(300);
 
 /// Why the kernel could not start.
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +122,12 @@ pub async fn start(opts: KernelOptions) -> Result<RunningKernel, StartError> {
     };
     let registry = Arc::new(Registry::new());
     crate::registry::builtin::register_builtins(&registry);
-    let service = Service::new(store, registry).await?;
+    let cache_config = crate::watch::CacheConfig {
+        window: opts.watch_cache_window,
+        ..Default::default()
+    };
+    let service = Service::new(store.clone(), registry, cache_config).await?;
+    tokio::spawn(compact_periodically(store, opts.compaction_interval));
     ensure_namespaces(&service).await?;
 
     let listener = TcpListener::bind(opts.listen)
@@ -193,6 +223,25 @@ fn is_grpc<B>(req: &http::Request<B>) -> bool {
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/grpc"))
+}
+
+/// Compacts the store's history every `interval`, up to the revision seen at
+/// the previous run: watches can resume across at least one interval.
+async fn compact_periodically(store: Arc<dyn Store>, interval: Duration) {
+    let mut previous = 0;
+    loop {
+        tokio::time::sleep(interval).await;
+        if previous > 0 {
+            match store.compact(previous).await {
+                Ok(()) => tracing::debug!(revision = previous, "compacted the store"),
+                Err(e) => tracing::warn!(error = %e, revision = previous, "compaction failed"),
+            }
+        }
+        match store.current_revision().await {
+            Ok(revision) => previous = revision,
+            Err(e) => tracing::warn!(error = %e, "reading the store revision failed"),
+        }
+    }
 }
 
 /// The namespaces that exist from the start.

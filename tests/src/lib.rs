@@ -44,6 +44,7 @@ pub struct Kerno {
     child: Option<Child>,
     data_dir: tempfile::TempDir,
     backend: Backend,
+    extra_args: Vec<String>,
     /// `127.0.0.1:PORT`.
     pub addr: String,
     cache_dir: tempfile::TempDir,
@@ -57,12 +58,18 @@ impl Kerno {
 
     /// A kernel over the given backend.
     pub fn start(backend: Backend) -> Result<Self> {
+        Self::start_with(backend, &[])
+    }
+
+    /// A kernel over the given backend, with extra command-line flags.
+    pub fn start_with(backend: Backend, extra_args: &[&str]) -> Result<Self> {
         let data_dir = tempfile::tempdir()?;
         let cache_dir = tempfile::tempdir()?;
         let mut kerno = Self {
             child: None,
             data_dir,
             backend,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             addr: String::new(),
             cache_dir,
         };
@@ -83,6 +90,7 @@ impl Kerno {
         cmd.arg("--data-dir")
             .arg(self.data_dir.path())
             .args(["--listen", listen]);
+        cmd.args(&self.extra_args);
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .stdin(Stdio::null());

@@ -172,6 +172,7 @@ pub struct Service {
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
     caches: tokio::sync::Mutex<HashMap<String, Arc<WatchCache>>>,
+    cache_config: watch::CacheConfig,
 }
 
 /// How long a consistent read waits for the watch cache to catch up.
@@ -179,15 +180,31 @@ const CACHE_CATCH_UP: Duration = Duration::from_secs(5);
 
 impl Service {
     /// A service over `store`, serving the types of `registry`. Registers the
-    /// custom resources found in the store.
-    pub async fn new(store: Arc<dyn Store>, registry: Arc<Registry>) -> Result<Arc<Self>> {
+    /// custom resources found in the store. Watch caches use `cache_config`.
+    pub async fn new(
+        store: Arc<dyn Store>,
+        registry: Arc<Registry>,
+        cache_config: watch::CacheConfig,
+    ) -> Result<Arc<Self>> {
         let service = Arc::new(Self {
             store,
             registry,
             caches: tokio::sync::Mutex::new(HashMap::new()),
+            cache_config,
         });
         service.load_crds().await?;
+        service.start_caches().await?;
         Ok(service)
+    }
+
+    /// Starts the watch cache of every served type that has none yet. Like
+    /// Kubernetes, caches run from start-up on, so a watch can resume from
+    /// any resourceVersion a client has seen since, within the window.
+    pub async fn start_caches(&self) -> Result<()> {
+        for rt in self.registry.all() {
+            self.cache(&rt).await?;
+        }
+        Ok(())
     }
 
     /// The registry of served types.
@@ -207,9 +224,10 @@ impl Service {
         if let Some(cache) = caches.get(&prefix) {
             return Ok(cache.clone());
         }
-        let cache = WatchCache::start(self.store.clone(), rt.clone())
-            .await
-            .map_err(|e| ApiError::Internal(format!("starting the watch cache: {e}")))?;
+        let cache =
+            WatchCache::start_with(self.store.clone(), rt.clone(), self.cache_config.clone())
+                .await
+                .map_err(|e| ApiError::Internal(format!("starting the watch cache: {e}")))?;
         caches.insert(prefix, cache.clone());
         Ok(cache)
     }

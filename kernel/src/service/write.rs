@@ -657,6 +657,9 @@ impl Service {
             && rt.kind == "CustomResourceDefinition"
         {
             self.sync_crd(obj);
+            if let Err(e) = self.start_caches().await {
+                tracing::warn!(error = %e, "starting the watch caches of custom resources");
+            }
         }
     }
 

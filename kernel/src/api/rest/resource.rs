@@ -449,13 +449,7 @@ async fn list(
         Representation::Table => {
             let include = IncludeObject::parse(query.get("includeObject"));
             let values: Vec<Value> = result.items.iter().map(|i| i.value()).collect();
-            let table = format::table(
-                rt,
-                values.iter(),
-                include,
-                true,
-                list_meta,
-            );
+            let table = format::table(rt, values.iter(), include, true, list_meta);
             Ok(json_response(StatusCode::OK, &table))
         }
         Representation::Metadata => {
