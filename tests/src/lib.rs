@@ -237,10 +237,8 @@ pub fn eventually<T>(patience: Duration, mut check: impl FnMut() -> Option<T>) -
     }
 }
 
-/// A gRPC client of `kerno.kernel.v1` authenticated with the admin certificate.
-pub async fn grpc_client(
-    kerno: &Kerno,
-) -> Result<kerno_proto::kernel::v1::kernel_client::KernelClient<tonic::transport::Channel>> {
+/// A gRPC channel to the kernel, authenticated with the admin certificate.
+pub async fn grpc_channel(kerno: &Kerno) -> Result<tonic::transport::Channel> {
     use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
     let pki = kerno.data_dir().join("pki");
     let tls = ClientTlsConfig::new()
@@ -250,11 +248,17 @@ pub async fn grpc_client(
             std::fs::read(pki.join("admin.key"))?,
         ))
         .domain_name("localhost");
-    let channel = Endpoint::from_shared(format!("https://{}", kerno.addr))?
+    Ok(Endpoint::from_shared(format!("https://{}", kerno.addr))?
         .tls_config(tls)?
         .connect()
-        .await?;
+        .await?)
+}
+
+/// A gRPC client of `kerno.kernel.v1` authenticated with the admin certificate.
+pub async fn grpc_client(
+    kerno: &Kerno,
+) -> Result<kerno_proto::kernel::v1::kernel_client::KernelClient<tonic::transport::Channel>> {
     Ok(kerno_proto::kernel::v1::kernel_client::KernelClient::new(
-        channel,
+        grpc_channel(kerno).await?,
     ))
 }
