@@ -191,11 +191,13 @@ async fn read_body(body: axum::body::Body) -> Result<bytes::Bytes> {
     })
 }
 
-/// Decodes a JSON or YAML body into an object.
+/// Decodes a JSON, YAML or Kubernetes protobuf body into an object.
 fn parse_object(headers: &HeaderMap, body: &[u8]) -> Result<Value> {
     let content_type =
         headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
-    let value: Value = if content_type.starts_with("application/yaml") {
+    let value: Value = if super::protobuf::is_protobuf(content_type) {
+        super::protobuf::decode(body)?
+    } else if content_type.starts_with("application/yaml") {
         serde_yaml::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("error decoding YAML body: {e}")))?
     } else if content_type.starts_with("application/json") || content_type.is_empty() {
@@ -204,7 +206,7 @@ fn parse_object(headers: &HeaderMap, body: &[u8]) -> Result<Value> {
         })?
     } else {
         return Err(ApiError::UnsupportedMediaType(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type})"
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {content_type})"
         )));
     };
     if !value.is_object() {
