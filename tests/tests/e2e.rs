@@ -5,4 +5,5 @@ mod e2e {
     pub mod grpc;
     pub mod kubectl;
     pub mod malformed;
+    pub mod protobuf;
 }

@@ -40,7 +40,9 @@ pub enum Error {
     #[error("malformed protobuf body: {0}")]
     Malformed(String),
     /// A kind the schema table does not cover.
-    #[error("the protobuf encoding of {api_version}, Kind={kind} is not supported; send JSON instead")]
+    #[error(
+        "the protobuf encoding of {api_version}, Kind={kind} is not supported; send JSON instead"
+    )]
     UnsupportedKind {
         /// The envelope's apiVersion.
         api_version: String,
@@ -67,7 +69,12 @@ impl From<Error> for ApiError {
 
 /// Whether a `Content-Type` header value names Kubernetes protobuf.
 pub fn is_protobuf(content_type: &str) -> bool {
-    content_type.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case(MEDIA_TYPE)
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .eq_ignore_ascii_case(MEDIA_TYPE)
 }
 
 /// Decodes a Kubernetes protobuf body (magic number plus `runtime.Unknown`
@@ -106,8 +113,10 @@ fn decode_envelope(body: &[u8], depth: usize) -> Result<Value, Error> {
     if kind.is_empty() {
         return Err(Error::Malformed("the envelope has no kind".into()));
     }
-    let message = schema::kind(&api_version, &kind)
-        .ok_or_else(|| Error::UnsupportedKind { api_version: api_version.clone(), kind: kind.clone() })?;
+    let message = schema::kind(&api_version, &kind).ok_or_else(|| Error::UnsupportedKind {
+        api_version: api_version.clone(),
+        kind: kind.clone(),
+    })?;
     let mut object = Map::new();
     object.insert("apiVersion".into(), Value::String(api_version));
     object.insert("kind".into(), Value::String(kind));
@@ -116,7 +125,11 @@ fn decode_envelope(body: &[u8], depth: usize) -> Result<Value, Error> {
 }
 
 /// Decodes one message by its schema into a JSON object.
-fn decode_message(message: &Message, buf: &[u8], depth: usize) -> Result<Map<String, Value>, Error> {
+fn decode_message(
+    message: &Message,
+    buf: &[u8],
+    depth: usize,
+) -> Result<Map<String, Value>, Error> {
     if depth > MAX_DEPTH {
         return Err(Error::Malformed("messages nested too deeply".into()));
     }
@@ -131,7 +144,9 @@ fn decode_message(message: &Message, buf: &[u8], depth: usize) -> Result<Map<Str
         };
         let field = &message.fields[index];
         let context = |e: Error| match e {
-            Error::Malformed(m) => Error::Malformed(format!("{}.{}: {m}", message.name, field.name)),
+            Error::Malformed(m) => {
+                Error::Malformed(format!("{}.{}: {m}", message.name, field.name))
+            }
             other => other,
         };
         decode_field(field, wire, &mut r, &mut slots[index], depth).map_err(context)?;
@@ -174,7 +189,12 @@ fn decode_field(
                 // A packed list of numbers.
                 let mut packed = Reader::new(r.len_delimited()?);
                 while !packed.done() {
-                    list.push(decode_value(field.ty, WireType::Varint, &mut packed, depth)?);
+                    list.push(decode_value(
+                        field.ty,
+                        WireType::Varint,
+                        &mut packed,
+                        depth,
+                    )?);
                 }
             } else {
                 list.push(decode_value(field.ty, wire, r, depth)?);
@@ -238,7 +258,9 @@ fn decode_value(ty: Ty, wire: WireType, r: &mut Reader<'_>, depth: usize) -> Res
         Ty::IntOrString => int_or_string(bytes)?,
         Ty::Raw => raw(bytes, depth)?,
         Ty::Bool | Ty::Int32 | Ty::Int64 => {
-            return Err(Error::Malformed("number in a length-delimited value".into()));
+            return Err(Error::Malformed(
+                "number in a length-delimited value".into(),
+            ));
         }
     })
 }
@@ -251,12 +273,15 @@ fn expect(got: WireType, want: WireType) -> Result<(), Error> {
     if got == want {
         Ok(())
     } else {
-        Err(Error::Malformed(format!("wire type {got:?} where {want:?} was expected")))
+        Err(Error::Malformed(format!(
+            "wire type {got:?} where {want:?} was expected"
+        )))
     }
 }
 
 fn utf8(bytes: &[u8]) -> Result<String, Error> {
-    String::from_utf8(bytes.to_vec()).map_err(|_| Error::Malformed("string is not valid UTF-8".into()))
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| Error::Malformed("string is not valid UTF-8".into()))
 }
 
 /// Whether Go's `omitempty` would drop this value.
@@ -299,10 +324,13 @@ fn time(bytes: &[u8]) -> Result<Value, Error> {
             (_, wire) => r.skip(wire)?,
         }
     }
-    let nanos = u32::try_from(nanos).map_err(|_| Error::Malformed(format!("invalid nanos {nanos}")))?;
+    let nanos =
+        u32::try_from(nanos).map_err(|_| Error::Malformed(format!("invalid nanos {nanos}")))?;
     let at = chrono::DateTime::from_timestamp(seconds, nanos)
         .ok_or_else(|| Error::Malformed(format!("time out of range: {seconds}s {nanos}ns")))?;
-    Ok(Value::String(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+    Ok(Value::String(
+        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    ))
 }
 
 /// `intstr.IntOrString` {1 type (0 int, 1 string), 2 intVal, 3 strVal}.
@@ -344,7 +372,8 @@ fn raw(bytes: &[u8], depth: usize) -> Result<Value, Error> {
         }
         return decode_envelope(raw, depth + 1);
     }
-    serde_json::from_slice(raw).map_err(|e| Error::Malformed(format!("embedded raw object is not JSON: {e}")))
+    serde_json::from_slice(raw)
+        .map_err(|e| Error::Malformed(format!("embedded raw object is not JSON: {e}")))
 }
 
 #[cfg(test)]

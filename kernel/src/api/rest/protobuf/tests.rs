@@ -21,7 +21,10 @@ use super::*;
 /// with the empty content fields gogo always writes.
 fn envelope(api_version: &str, kind: &str, object: &impl prost::Message) -> Vec<u8> {
     let unknown = Unknown {
-        type_meta: Some(TypeMeta { api_version: Some(api_version.into()), kind: Some(kind.into()) }),
+        type_meta: Some(TypeMeta {
+            api_version: Some(api_version.into()),
+            kind: Some(kind.into()),
+        }),
         raw: Some(object.encode_to_vec()),
         content_encoding: Some(String::new()),
         content_type: Some(String::new()),
@@ -32,7 +35,10 @@ fn envelope(api_version: &str, kind: &str, object: &impl prost::Message) -> Vec<
 }
 
 fn string_map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 /// The metadata of a fresh object as client-go encodes it: non-pointer
@@ -70,7 +76,10 @@ fn deployment_as_kubectl_create_deployment_sends_it() {
         metadata: Some(fresh_meta("web", &labels)),
         spec: Some(apps::DeploymentSpec {
             replicas: Some(0),
-            selector: Some(meta::LabelSelector { match_labels: string_map(&labels), ..Default::default() }),
+            selector: Some(meta::LabelSelector {
+                match_labels: string_map(&labels),
+                ..Default::default()
+            }),
             template: Some(core::PodTemplateSpec {
                 metadata: Some(fresh_meta("", &labels)),
                 spec: Some(core::PodSpec {
@@ -86,7 +95,10 @@ fn deployment_as_kubectl_create_deployment_sends_it() {
             paused: Some(false),
             ..Default::default()
         }),
-        status: Some(apps::DeploymentStatus { replicas: Some(0), ..Default::default() }),
+        status: Some(apps::DeploymentStatus {
+            replicas: Some(0),
+            ..Default::default()
+        }),
     };
     let decoded = decode(&envelope("apps/v1", "Deployment", &deployment)).ok();
     let expected = json!({
@@ -110,8 +122,16 @@ fn deployment_as_kubectl_create_deployment_sends_it() {
 #[test]
 fn secret_bytes_become_base64_and_config_map_strings_stay() {
     let secret = core::Secret {
-        metadata: Some(meta::ObjectMeta { name: Some("s".into()), namespace: Some("ns".into()), ..Default::default() }),
-        data: [("password".to_owned(), b"hunter2\xff".to_vec()), ("empty".to_owned(), Vec::new())].into(),
+        metadata: Some(meta::ObjectMeta {
+            name: Some("s".into()),
+            namespace: Some("ns".into()),
+            ..Default::default()
+        }),
+        data: [
+            ("password".to_owned(), b"hunter2\xff".to_vec()),
+            ("empty".to_owned(), Vec::new()),
+        ]
+        .into(),
         r#type: Some("Opaque".into()),
         immutable: Some(false),
         ..Default::default()
@@ -129,14 +149,19 @@ fn secret_bytes_become_base64_and_config_map_strings_stay() {
         }))
     );
     let config_map = core::ConfigMap {
-        metadata: Some(meta::ObjectMeta { name: Some("c".into()), ..Default::default() }),
+        metadata: Some(meta::ObjectMeta {
+            name: Some("c".into()),
+            ..Default::default()
+        }),
         data: string_map(&[("k", "v"), ("blank", "")]),
         ..Default::default()
     };
     let decoded = decode(&envelope("v1", "ConfigMap", &config_map)).ok();
     assert_eq!(
         decoded,
-        Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"blank": "", "k": "v"}}))
+        Some(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"blank": "", "k": "v"}})
+        )
     );
 }
 
@@ -151,12 +176,39 @@ fn service_ports_keep_port_and_render_int_or_string() {
         ..Default::default()
     };
     let service = core::Service {
-        metadata: Some(meta::ObjectMeta { name: Some("web".into()), ..Default::default() }),
+        metadata: Some(meta::ObjectMeta {
+            name: Some("web".into()),
+            ..Default::default()
+        }),
         spec: Some(core::ServiceSpec {
             ports: vec![
-                port("80-8080", 80, IntOrString { r#type: Some(0), int_val: Some(8080), str_val: Some(String::new()) }),
-                port("named", 0, IntOrString { r#type: Some(1), int_val: Some(0), str_val: Some("http".into()) }),
-                port("default", 81, IntOrString { r#type: Some(0), int_val: Some(0), str_val: Some(String::new()) }),
+                port(
+                    "80-8080",
+                    80,
+                    IntOrString {
+                        r#type: Some(0),
+                        int_val: Some(8080),
+                        str_val: Some(String::new()),
+                    },
+                ),
+                port(
+                    "named",
+                    0,
+                    IntOrString {
+                        r#type: Some(1),
+                        int_val: Some(0),
+                        str_val: Some("http".into()),
+                    },
+                ),
+                port(
+                    "default",
+                    81,
+                    IntOrString {
+                        r#type: Some(0),
+                        int_val: Some(0),
+                        str_val: Some(String::new()),
+                    },
+                ),
             ],
             selector: string_map(&[("app", "web")]),
             cluster_ip: Some(String::new()),
@@ -165,7 +217,10 @@ fn service_ports_keep_port_and_render_int_or_string() {
             publish_not_ready_addresses: Some(false),
             ..Default::default()
         }),
-        status: Some(core::ServiceStatus { load_balancer: Some(core::LoadBalancerStatus::default()), ..Default::default() }),
+        status: Some(core::ServiceStatus {
+            load_balancer: Some(core::LoadBalancerStatus::default()),
+            ..Default::default()
+        }),
     };
     let decoded = decode(&envelope("v1", "Service", &service)).ok();
     assert_eq!(
@@ -190,22 +245,43 @@ fn service_ports_keep_port_and_render_int_or_string() {
 #[test]
 fn pod_spec_inlines_handlers_volume_sources_and_references() {
     let quantities = |pairs: &[(&str, &str)]| -> BTreeMap<String, Quantity> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), Quantity { string: Some((*v).to_owned()) })).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    (*k).to_owned(),
+                    Quantity {
+                        string: Some((*v).to_owned()),
+                    },
+                )
+            })
+            .collect()
     };
     let container = core::Container {
         name: Some("app".into()),
         image: Some("busybox:1.36".into()),
         command: vec!["sh".into(), "-c".into()],
         args: vec!["sleep 3600".into()],
-        ports: vec![core::ContainerPort { container_port: Some(8080), protocol: Some("TCP".into()), host_port: Some(0), ..Default::default() }],
+        ports: vec![core::ContainerPort {
+            container_port: Some(8080),
+            protocol: Some("TCP".into()),
+            host_port: Some(0),
+            ..Default::default()
+        }],
         env: vec![
-            core::EnvVar { name: Some("PLAIN".into()), value: Some("1".into()), value_from: None },
+            core::EnvVar {
+                name: Some("PLAIN".into()),
+                value: Some("1".into()),
+                value_from: None,
+            },
             core::EnvVar {
                 name: Some("PASSWORD".into()),
                 value: Some(String::new()),
                 value_from: Some(core::EnvVarSource {
                     secret_key_ref: Some(core::SecretKeySelector {
-                        local_object_reference: Some(core::LocalObjectReference { name: Some("s".into()) }),
+                        local_object_reference: Some(core::LocalObjectReference {
+                            name: Some("s".into()),
+                        }),
                         key: Some("password".into()),
                         optional: None,
                     }),
@@ -218,12 +294,21 @@ fn pod_spec_inlines_handlers_volume_sources_and_references() {
             requests: quantities(&[("cpu", "100m")]),
             ..Default::default()
         }),
-        volume_mounts: vec![core::VolumeMount { name: Some("data".into()), mount_path: Some("/data".into()), read_only: Some(true), ..Default::default() }],
+        volume_mounts: vec![core::VolumeMount {
+            name: Some("data".into()),
+            mount_path: Some("/data".into()),
+            read_only: Some(true),
+            ..Default::default()
+        }],
         liveness_probe: Some(core::Probe {
             handler: Some(core::ProbeHandler {
                 http_get: Some(core::HttpGetAction {
                     path: Some("/healthz".into()),
-                    port: Some(IntOrString { r#type: Some(1), int_val: Some(0), str_val: Some("http".into()) }),
+                    port: Some(IntOrString {
+                        r#type: Some(1),
+                        int_val: Some(0),
+                        str_val: Some("http".into()),
+                    }),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -232,18 +317,28 @@ fn pod_spec_inlines_handlers_volume_sources_and_references() {
             period_seconds: Some(10),
             ..Default::default()
         }),
-        security_context: Some(core::SecurityContext { run_as_user: Some(0), privileged: Some(false), ..Default::default() }),
+        security_context: Some(core::SecurityContext {
+            run_as_user: Some(0),
+            privileged: Some(false),
+            ..Default::default()
+        }),
         image_pull_policy: Some("IfNotPresent".into()),
         ..Default::default()
     };
     let pod = core::Pod {
-        metadata: Some(meta::ObjectMeta { name: Some("p".into()), ..Default::default() }),
+        metadata: Some(meta::ObjectMeta {
+            name: Some("p".into()),
+            ..Default::default()
+        }),
         spec: Some(core::PodSpec {
             volumes: vec![
                 core::Volume {
                     name: Some("data".into()),
                     volume_source: Some(core::VolumeSource {
-                        empty_dir: Some(core::EmptyDirVolumeSource { medium: Some(String::new()), size_limit: None }),
+                        empty_dir: Some(core::EmptyDirVolumeSource {
+                            medium: Some(String::new()),
+                            size_limit: None,
+                        }),
                         ..Default::default()
                     }),
                 },
@@ -251,7 +346,9 @@ fn pod_spec_inlines_handlers_volume_sources_and_references() {
                     name: Some("cfg".into()),
                     volume_source: Some(core::VolumeSource {
                         config_map: Some(core::ConfigMapVolumeSource {
-                            local_object_reference: Some(core::LocalObjectReference { name: Some("c".into()) }),
+                            local_object_reference: Some(core::LocalObjectReference {
+                                name: Some("c".into()),
+                            }),
                             default_mode: Some(0o644),
                             ..Default::default()
                         }),
@@ -263,7 +360,10 @@ fn pod_spec_inlines_handlers_volume_sources_and_references() {
             restart_policy: Some("Never".into()),
             priority: Some(-5),
             termination_grace_period_seconds: Some(0),
-            security_context: Some(core::PodSecurityContext { supplemental_groups: vec![1000, 2000], ..Default::default() }),
+            security_context: Some(core::PodSecurityContext {
+                supplemental_groups: vec![1000, 2000],
+                ..Default::default()
+            }),
             ..Default::default()
         }),
         status: None,
@@ -308,19 +408,34 @@ fn pod_spec_inlines_handlers_volume_sources_and_references() {
 fn times_and_managed_fields_render_as_json() {
     let meta = meta::ObjectMeta {
         name: Some("t".into()),
-        creation_timestamp: Some(meta::Time { seconds: Some(1_700_000_000), nanos: Some(0) }),
-        deletion_timestamp: Some(meta::Time { seconds: Some(1_700_000_001), nanos: Some(500) }),
+        creation_timestamp: Some(meta::Time {
+            seconds: Some(1_700_000_000),
+            nanos: Some(0),
+        }),
+        deletion_timestamp: Some(meta::Time {
+            seconds: Some(1_700_000_001),
+            nanos: Some(500),
+        }),
         managed_fields: vec![meta::ManagedFieldsEntry {
             manager: Some("kubectl".into()),
             operation: Some("Update".into()),
-            time: Some(meta::Time { seconds: Some(0), nanos: Some(0) }),
+            time: Some(meta::Time {
+                seconds: Some(0),
+                nanos: Some(0),
+            }),
             fields_type: Some("FieldsV1".into()),
-            fields_v1: Some(meta::FieldsV1 { raw: Some(br#"{"f:data":{}}"#.to_vec()) }),
+            fields_v1: Some(meta::FieldsV1 {
+                raw: Some(br#"{"f:data":{}}"#.to_vec()),
+            }),
             ..Default::default()
         }],
         ..Default::default()
     };
-    let ns = core::Namespace { metadata: Some(meta), spec: None, status: None };
+    let ns = core::Namespace {
+        metadata: Some(meta),
+        spec: None,
+        status: None,
+    };
     let decoded = decode(&envelope("v1", "Namespace", &ns)).ok();
     assert_eq!(
         decoded,
@@ -343,7 +458,10 @@ fn times_and_managed_fields_render_as_json() {
 #[test]
 fn rbac_and_disruption_budgets_decode() {
     let role = rbac::Role {
-        metadata: Some(meta::ObjectMeta { name: Some("reader".into()), ..Default::default() }),
+        metadata: Some(meta::ObjectMeta {
+            name: Some("reader".into()),
+            ..Default::default()
+        }),
         rules: vec![rbac::PolicyRule {
             verbs: vec!["get".into(), "list".into()],
             api_groups: vec![String::new()],
@@ -360,7 +478,10 @@ fn rbac_and_disruption_budgets_decode() {
         }))
     );
     let binding = rbac::RoleBinding {
-        metadata: Some(meta::ObjectMeta { name: Some("rb".into()), ..Default::default() }),
+        metadata: Some(meta::ObjectMeta {
+            name: Some("rb".into()),
+            ..Default::default()
+        }),
         subjects: vec![rbac::Subject {
             kind: Some("ServiceAccount".into()),
             api_group: Some(String::new()),
@@ -374,7 +495,12 @@ fn rbac_and_disruption_budgets_decode() {
         }),
     };
     assert_eq!(
-        decode(&envelope("rbac.authorization.k8s.io/v1", "RoleBinding", &binding)).ok(),
+        decode(&envelope(
+            "rbac.authorization.k8s.io/v1",
+            "RoleBinding",
+            &binding
+        ))
+        .ok(),
         Some(json!({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
             "metadata": {"name": "rb"},
@@ -383,11 +509,22 @@ fn rbac_and_disruption_budgets_decode() {
         }))
     );
     let pdb = policy::PodDisruptionBudget {
-        metadata: Some(meta::ObjectMeta { name: Some("pdb".into()), ..Default::default() }),
+        metadata: Some(meta::ObjectMeta {
+            name: Some("pdb".into()),
+            ..Default::default()
+        }),
         spec: Some(policy::PodDisruptionBudgetSpec {
-            min_available: Some(IntOrString { r#type: Some(1), int_val: Some(0), str_val: Some("50%".into()) }),
+            min_available: Some(IntOrString {
+                r#type: Some(1),
+                int_val: Some(0),
+                str_val: Some("50%".into()),
+            }),
             // A pointer: an explicit 0 must survive.
-            max_unavailable: Some(IntOrString { r#type: Some(0), int_val: Some(0), str_val: Some(String::new()) }),
+            max_unavailable: Some(IntOrString {
+                r#type: Some(0),
+                int_val: Some(0),
+                str_val: Some(String::new()),
+            }),
             selector: Some(meta::LabelSelector {
                 match_expressions: vec![meta::LabelSelectorRequirement {
                     key: Some("app".into()),
@@ -417,7 +554,10 @@ fn rbac_and_disruption_budgets_decode() {
 #[test]
 fn unknown_fields_are_skipped() {
     let cm = core::ConfigMap {
-        metadata: Some(meta::ObjectMeta { name: Some("c".into()), ..Default::default() }),
+        metadata: Some(meta::ObjectMeta {
+            name: Some("c".into()),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let mut raw = cm.encode_to_vec();
@@ -427,7 +567,10 @@ fn unknown_fields_are_skipped() {
     raw.extend([0x89, 0x06, 0, 0, 0, 0, 0, 0, 0, 0]);
     raw.extend([0x85, 0x06, 0, 0, 0, 0]);
     let unknown = Unknown {
-        type_meta: Some(TypeMeta { api_version: Some("v1".into()), kind: Some("ConfigMap".into()) }),
+        type_meta: Some(TypeMeta {
+            api_version: Some("v1".into()),
+            kind: Some("ConfigMap".into()),
+        }),
         raw: Some(raw),
         ..Default::default()
     };
@@ -445,10 +588,15 @@ fn unsupported_kinds_and_encodings_are_415() {
     let err = decode(&body).err();
     assert!(matches!(err, Some(Error::UnsupportedKind { ref kind, .. }) if kind == "Widget"));
     let api: Option<ApiError> = err.map(Into::into);
-    assert!(matches!(api, Some(ApiError::UnsupportedMediaType(ref m)) if m.contains("example.com/v1") && m.contains("Widget")));
+    assert!(
+        matches!(api, Some(ApiError::UnsupportedMediaType(ref m)) if m.contains("example.com/v1") && m.contains("Widget"))
+    );
 
     let unknown = Unknown {
-        type_meta: Some(TypeMeta { api_version: Some("v1".into()), kind: Some("ConfigMap".into()) }),
+        type_meta: Some(TypeMeta {
+            api_version: Some("v1".into()),
+            kind: Some("ConfigMap".into()),
+        }),
         raw: Some(Vec::new()),
         content_encoding: Some("gzip".into()),
         ..Default::default()
@@ -460,12 +608,19 @@ fn unsupported_kinds_and_encodings_are_415() {
 
 #[test]
 fn malformed_bodies_are_400_and_never_panic() {
-    let bad_request = |body: &[u8]| matches!(decode(body).map_err(ApiError::from), Err(ApiError::BadRequest(_)));
+    let bad_request = |body: &[u8]| {
+        matches!(
+            decode(body).map_err(ApiError::from),
+            Err(ApiError::BadRequest(_))
+        )
+    };
     assert!(bad_request(b""));
     assert!(bad_request(b"{\"kind\":\"Namespace\"}"));
     assert!(bad_request(b"k8s\x01\x0a\x00"));
     // A bad varint right after the magic.
-    assert!(bad_request(&[b'k', b'8', b's', 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]));
+    assert!(bad_request(&[
+        b'k', b'8', b's', 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff
+    ]));
     // No kind in the envelope.
     assert!(bad_request(b"k8s\0"));
 
@@ -473,7 +628,10 @@ fn malformed_bodies_are_400_and_never_panic() {
     // fields) or fails cleanly; cuts inside the object fail.
     let deployment = apps::Deployment {
         metadata: Some(fresh_meta("web", &[("app", "web")])),
-        spec: Some(apps::DeploymentSpec { replicas: Some(3), ..Default::default() }),
+        spec: Some(apps::DeploymentSpec {
+            replicas: Some(3),
+            ..Default::default()
+        }),
         status: None,
     };
     let body = envelope("apps/v1", "Deployment", &deployment);
@@ -489,7 +647,10 @@ fn malformed_bodies_are_400_and_never_panic() {
     // A string field sent as a varint, invalid UTF-8, and a bad Time.
     let wrap = |raw: Vec<u8>| {
         let unknown = Unknown {
-            type_meta: Some(TypeMeta { api_version: Some("v1".into()), kind: Some("Namespace".into()) }),
+            type_meta: Some(TypeMeta {
+                api_version: Some("v1".into()),
+                kind: Some("Namespace".into()),
+            }),
             raw: Some(raw),
             ..Default::default()
         };
@@ -498,12 +659,20 @@ fn malformed_bodies_are_400_and_never_panic() {
         body
     };
     // metadata { name: varint 1 }
-    let err = decode(&wrap(vec![0x0a, 0x02, 0x08, 0x01])).err().map(|e| e.to_string());
+    let err = decode(&wrap(vec![0x0a, 0x02, 0x08, 0x01]))
+        .err()
+        .map(|e| e.to_string());
     assert!(err.is_some_and(|e| e.contains("ObjectMeta.name")));
     assert!(bad_request(&wrap(vec![0x0a, 0x03, 0x0a, 0x01, 0xff])));
-    let time = meta::Time { seconds: Some(i64::MAX), nanos: Some(0) };
+    let time = meta::Time {
+        seconds: Some(i64::MAX),
+        nanos: Some(0),
+    };
     let ns = core::Namespace {
-        metadata: Some(meta::ObjectMeta { creation_timestamp: Some(time), ..Default::default() }),
+        metadata: Some(meta::ObjectMeta {
+            creation_timestamp: Some(time),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     assert!(bad_request(&wrap(ns.encode_to_vec())));
@@ -512,6 +681,8 @@ fn malformed_bodies_are_400_and_never_panic() {
 #[test]
 fn media_type_matching_ignores_parameters_and_case() {
     assert!(is_protobuf("application/vnd.kubernetes.protobuf"));
-    assert!(is_protobuf("Application/VND.kubernetes.protobuf; charset=utf-8"));
+    assert!(is_protobuf(
+        "Application/VND.kubernetes.protobuf; charset=utf-8"
+    ));
     assert!(!is_protobuf("application/json"));
 }

@@ -116,10 +116,19 @@ mod tests {
         let minus_one = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
         assert_eq!(Reader::new(&minus_one).varint().ok(), Some(u64::MAX));
         let overflow = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
-        assert!(matches!(Reader::new(&overflow).varint(), Err(Error::Malformed(_))));
+        assert!(matches!(
+            Reader::new(&overflow).varint(),
+            Err(Error::Malformed(_))
+        ));
         let endless = [0x80; 11];
-        assert!(matches!(Reader::new(&endless).varint(), Err(Error::Malformed(_))));
-        assert!(matches!(Reader::new(&[0x80]).varint(), Err(Error::Truncated)));
+        assert!(matches!(
+            Reader::new(&endless).varint(),
+            Err(Error::Malformed(_))
+        ));
+        assert!(matches!(
+            Reader::new(&[0x80]).varint(),
+            Err(Error::Truncated)
+        ));
     }
 
     #[test]
@@ -136,8 +145,14 @@ mod tests {
         let mut r = Reader::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
         assert!(matches!(r.len_delimited(), Err(Error::Truncated)));
         // Field 0 and groups are invalid.
-        assert!(matches!(Reader::new(&[0x02]).key(), Err(Error::Malformed(_))));
-        assert!(matches!(Reader::new(&[0x0b]).key(), Err(Error::Malformed(_))));
+        assert!(matches!(
+            Reader::new(&[0x02]).key(),
+            Err(Error::Malformed(_))
+        ));
+        assert!(matches!(
+            Reader::new(&[0x0b]).key(),
+            Err(Error::Malformed(_))
+        ));
         // Skipping fixed-width values checks the length too.
         let mut r = Reader::new(&[1, 2, 3]);
         assert!(matches!(r.skip(WireType::Fixed32), Err(Error::Truncated)));

@@ -70,7 +70,11 @@ pub(crate) static OBJECT_REFERENCE: Message = msg(
 /// `Service`.
 pub(crate) static SERVICE: Message = msg(
     "Service",
-    &[m(1, "metadata", &OBJECT_META), m(2, "spec", &SERVICE_SPEC), m(3, "status", &OPAQUE)],
+    &[
+        m(1, "metadata", &OBJECT_META),
+        m(2, "spec", &SERVICE_SPEC),
+        m(3, "status", &OPAQUE),
+    ],
 );
 
 static SERVICE_SPEC: Message = msg(
@@ -111,24 +115,37 @@ static SERVICE_PORT: Message = msg(
     ],
 );
 
-static SESSION_AFFINITY_CONFIG: Message =
-    msg("SessionAffinityConfig", &[m(1, "clientIP", &CLIENT_IP_CONFIG)]);
+static SESSION_AFFINITY_CONFIG: Message = msg(
+    "SessionAffinityConfig",
+    &[m(1, "clientIP", &CLIENT_IP_CONFIG)],
+);
 
 static CLIENT_IP_CONFIG: Message = msg("ClientIPConfig", &[int(1, "timeoutSeconds").keep()]);
 
 /// `Pod`.
 pub(crate) static POD: Message = msg(
     "Pod",
-    &[m(1, "metadata", &OBJECT_META), m(2, "spec", &POD_SPEC), m(3, "status", &OPAQUE)],
+    &[
+        m(1, "metadata", &OBJECT_META),
+        m(2, "spec", &POD_SPEC),
+        m(3, "status", &OPAQUE),
+    ],
 );
 
 /// `PodTemplate`.
-pub(crate) static POD_TEMPLATE: Message =
-    msg("PodTemplate", &[m(1, "metadata", &OBJECT_META), m(2, "template", &POD_TEMPLATE_SPEC)]);
+pub(crate) static POD_TEMPLATE: Message = msg(
+    "PodTemplate",
+    &[
+        m(1, "metadata", &OBJECT_META),
+        m(2, "template", &POD_TEMPLATE_SPEC),
+    ],
+);
 
 /// `PodTemplateSpec`.
-pub(crate) static POD_TEMPLATE_SPEC: Message =
-    msg("PodTemplateSpec", &[m(1, "metadata", &OBJECT_META), m(2, "spec", &POD_SPEC)]);
+pub(crate) static POD_TEMPLATE_SPEC: Message = msg(
+    "PodTemplateSpec",
+    &[m(1, "metadata", &OBJECT_META), m(2, "spec", &POD_SPEC)],
+);
 
 static POD_SPEC: Message = msg(
     "PodSpec",
@@ -209,7 +226,10 @@ const CONTAINER_FIELDS: &[super::Field] = &[
 
 static EPHEMERAL_CONTAINER: Message = msg(
     "EphemeralContainer",
-    &[inline(1, &EPHEMERAL_CONTAINER_COMMON), s(2, "targetContainerName")],
+    &[
+        inline(1, &EPHEMERAL_CONTAINER_COMMON),
+        s(2, "targetContainerName"),
+    ],
 );
 
 static EPHEMERAL_CONTAINER_COMMON: Message = msg("EphemeralContainerCommon", CONTAINER_FIELDS);
@@ -235,12 +255,18 @@ static ENV_FROM_SOURCE: Message = msg(
 );
 
 /// `ConfigMapEnvSource`/`SecretEnvSource`: a name and `optional`.
-static OPTIONAL_LOCAL_REF: Message =
-    msg("ConfigMapEnvSource", &[local_ref(), b(2, "optional").keep()]);
+static OPTIONAL_LOCAL_REF: Message = msg(
+    "ConfigMapEnvSource",
+    &[local_ref(), b(2, "optional").keep()],
+);
 
 static ENV_VAR: Message = msg(
     "EnvVar",
-    &[s(1, "name").keep(), s(2, "value"), m(3, "valueFrom", &ENV_VAR_SOURCE)],
+    &[
+        s(1, "name").keep(),
+        s(2, "value"),
+        m(3, "valueFrom", &ENV_VAR_SOURCE),
+    ],
 );
 
 static ENV_VAR_SOURCE: Message = msg(
@@ -270,12 +296,18 @@ static FILE_KEY_SELECTOR: Message = msg(
     ],
 );
 
-static OBJECT_FIELD_SELECTOR: Message =
-    msg("ObjectFieldSelector", &[s(1, "apiVersion"), s(2, "fieldPath").keep()]);
+static OBJECT_FIELD_SELECTOR: Message = msg(
+    "ObjectFieldSelector",
+    &[s(1, "apiVersion"), s(2, "fieldPath").keep()],
+);
 
 static RESOURCE_FIELD_SELECTOR: Message = msg(
     "ResourceFieldSelector",
-    &[s(1, "containerName"), s(2, "resource").keep(), q(3, "divisor")],
+    &[
+        s(1, "containerName"),
+        s(2, "resource").keep(),
+        q(3, "divisor"),
+    ],
 );
 
 static RESOURCE_REQUIREMENTS: Message = msg(
@@ -307,8 +339,10 @@ static VOLUME_MOUNT: Message = msg(
     ],
 );
 
-static VOLUME_DEVICE: Message =
-    msg("VolumeDevice", &[s(1, "name").keep(), s(2, "devicePath").keep()]);
+static VOLUME_DEVICE: Message = msg(
+    "VolumeDevice",
+    &[s(1, "name").keep(), s(2, "devicePath").keep()],
+);
 
 static PROBE: Message = msg(
     "Probe",
@@ -348,11 +382,12 @@ static HTTP_GET_ACTION: Message = msg(
 
 static HTTP_HEADER: Message = msg("HTTPHeader", &[s(1, "name").keep(), s(2, "value").keep()]);
 
-static TCP_SOCKET_ACTION: Message =
-    msg("TCPSocketAction", &[ios(1, "port").keep(), s(2, "host")]);
+static TCP_SOCKET_ACTION: Message = msg("TCPSocketAction", &[ios(1, "port").keep(), s(2, "host")]);
 
-static GRPC_ACTION: Message =
-    msg("GRPCAction", &[int(1, "port").keep(), s(2, "service").keep()]);
+static GRPC_ACTION: Message = msg(
+    "GRPCAction",
+    &[int(1, "port").keep(), s(2, "service").keep()],
+);
 
 static LIFECYCLE: Message = msg(
     "Lifecycle",
@@ -430,11 +465,15 @@ static WINDOWS_OPTIONS: Message = msg(
 );
 
 /// `SeccompProfile`/`AppArmorProfile` share their shape.
-static SECCOMP_PROFILE: Message =
-    msg("SeccompProfile", &[s(1, "type").keep(), s(2, "localhostProfile").keep()]);
+static SECCOMP_PROFILE: Message = msg(
+    "SeccompProfile",
+    &[s(1, "type").keep(), s(2, "localhostProfile").keep()],
+);
 
-static APP_ARMOR_PROFILE: Message =
-    msg("AppArmorProfile", &[s(1, "type").keep(), s(2, "localhostProfile").keep()]);
+static APP_ARMOR_PROFILE: Message = msg(
+    "AppArmorProfile",
+    &[s(1, "type").keep(), s(2, "localhostProfile").keep()],
+);
 
 static SYSCTL: Message = msg("Sysctl", &[s(1, "name").keep(), s(2, "value").keep()]);
 
@@ -457,10 +496,15 @@ static VOLUME_SOURCE: Message = msg(
     ],
 );
 
-static HOST_PATH: Message =
-    msg("HostPathVolumeSource", &[s(1, "path").keep(), s(2, "type").keep()]);
+static HOST_PATH: Message = msg(
+    "HostPathVolumeSource",
+    &[s(1, "path").keep(), s(2, "type").keep()],
+);
 
-static EMPTY_DIR: Message = msg("EmptyDirVolumeSource", &[s(1, "medium"), q(2, "sizeLimit").keep()]);
+static EMPTY_DIR: Message = msg(
+    "EmptyDirVolumeSource",
+    &[s(1, "medium"), q(2, "sizeLimit").keep()],
+);
 
 static SECRET_VOLUME: Message = msg(
     "SecretVolumeSource",
@@ -482,11 +526,19 @@ static CONFIG_MAP_VOLUME: Message = msg(
     ],
 );
 
-static KEY_TO_PATH: Message =
-    msg("KeyToPath", &[s(1, "key").keep(), s(2, "path").keep(), int(3, "mode").keep()]);
+static KEY_TO_PATH: Message = msg(
+    "KeyToPath",
+    &[
+        s(1, "key").keep(),
+        s(2, "path").keep(),
+        int(3, "mode").keep(),
+    ],
+);
 
-static NFS: Message =
-    msg("NFSVolumeSource", &[s(1, "server").keep(), s(2, "path").keep(), b(3, "readOnly")]);
+static NFS: Message = msg(
+    "NFSVolumeSource",
+    &[s(1, "server").keep(), s(2, "path").keep(), b(3, "readOnly")],
+);
 
 static PVC_VOLUME: Message = msg(
     "PersistentVolumeClaimVolumeSource",
@@ -495,7 +547,10 @@ static PVC_VOLUME: Message = msg(
 
 static DOWNWARD_API_VOLUME: Message = msg(
     "DownwardAPIVolumeSource",
-    &[msgs(1, "items", &DOWNWARD_API_FILE), int(2, "defaultMode").keep()],
+    &[
+        msgs(1, "items", &DOWNWARD_API_FILE),
+        int(2, "defaultMode").keep(),
+    ],
 );
 
 static DOWNWARD_API_FILE: Message = msg(
@@ -510,7 +565,10 @@ static DOWNWARD_API_FILE: Message = msg(
 
 static PROJECTED: Message = msg(
     "ProjectedVolumeSource",
-    &[msgs(1, "sources", &VOLUME_PROJECTION), int(2, "defaultMode").keep()],
+    &[
+        msgs(1, "sources", &VOLUME_PROJECTION),
+        int(2, "defaultMode").keep(),
+    ],
 );
 
 static VOLUME_PROJECTION: Message = msg(
@@ -526,15 +584,25 @@ static VOLUME_PROJECTION: Message = msg(
 /// `SecretProjection`/`ConfigMapProjection`.
 static ITEMS_PROJECTION: Message = msg(
     "ConfigMapProjection",
-    &[local_ref(), msgs(2, "items", &KEY_TO_PATH), b(4, "optional").keep()],
+    &[
+        local_ref(),
+        msgs(2, "items", &KEY_TO_PATH),
+        b(4, "optional").keep(),
+    ],
 );
 
-static DOWNWARD_API_PROJECTION: Message =
-    msg("DownwardAPIProjection", &[msgs(1, "items", &DOWNWARD_API_FILE)]);
+static DOWNWARD_API_PROJECTION: Message = msg(
+    "DownwardAPIProjection",
+    &[msgs(1, "items", &DOWNWARD_API_FILE)],
+);
 
 static SERVICE_ACCOUNT_TOKEN_PROJECTION: Message = msg(
     "ServiceAccountTokenProjection",
-    &[s(1, "audience"), long(2, "expirationSeconds").keep(), s(3, "path").keep()],
+    &[
+        s(1, "audience"),
+        long(2, "expirationSeconds").keep(),
+        s(3, "path").keep(),
+    ],
 );
 
 static CSI: Message = msg(
@@ -548,21 +616,29 @@ static CSI: Message = msg(
     ],
 );
 
-static EPHEMERAL_VOLUME: Message =
-    msg("EphemeralVolumeSource", &[m(1, "volumeClaimTemplate", &PVC_TEMPLATE)]);
+static EPHEMERAL_VOLUME: Message = msg(
+    "EphemeralVolumeSource",
+    &[m(1, "volumeClaimTemplate", &PVC_TEMPLATE)],
+);
 
 static PVC_TEMPLATE: Message = msg(
     "PersistentVolumeClaimTemplate",
     &[m(1, "metadata", &OBJECT_META), m(2, "spec", &PVC_SPEC)],
 );
 
-static IMAGE_VOLUME: Message =
-    msg("ImageVolumeSource", &[s(1, "reference"), s(2, "pullPolicy")]);
+static IMAGE_VOLUME: Message = msg(
+    "ImageVolumeSource",
+    &[s(1, "reference"), s(2, "pullPolicy")],
+);
 
 /// `PersistentVolumeClaim`.
 pub(crate) static PERSISTENT_VOLUME_CLAIM: Message = msg(
     "PersistentVolumeClaim",
-    &[m(1, "metadata", &OBJECT_META), m(2, "spec", &PVC_SPEC), m(3, "status", &OPAQUE)],
+    &[
+        m(1, "metadata", &OBJECT_META),
+        m(2, "spec", &PVC_SPEC),
+        m(3, "status", &OPAQUE),
+    ],
 );
 
 /// `PersistentVolumeClaimSpec`.
@@ -583,18 +659,30 @@ pub(crate) static PVC_SPEC: Message = msg(
 
 static VOLUME_RESOURCES: Message = msg(
     "VolumeResourceRequirements",
-    &[map(1, "limits", Ty::Quantity), map(2, "requests", Ty::Quantity)],
+    &[
+        map(1, "limits", Ty::Quantity),
+        map(2, "requests", Ty::Quantity),
+    ],
 );
 
 /// `TypedLocalObjectReference`.
 pub(crate) static TYPED_LOCAL_OBJECT_REFERENCE: Message = msg(
     "TypedLocalObjectReference",
-    &[s(1, "apiGroup").keep(), s(2, "kind").keep(), s(3, "name").keep()],
+    &[
+        s(1, "apiGroup").keep(),
+        s(2, "kind").keep(),
+        s(3, "name").keep(),
+    ],
 );
 
 static TYPED_OBJECT_REFERENCE: Message = msg(
     "TypedObjectReference",
-    &[s(1, "apiGroup").keep(), s(2, "kind").keep(), s(3, "name").keep(), s(4, "namespace").keep()],
+    &[
+        s(1, "apiGroup").keep(),
+        s(2, "kind").keep(),
+        s(3, "name").keep(),
+        s(4, "namespace").keep(),
+    ],
 );
 
 static TOLERATION: Message = msg(
@@ -612,14 +700,17 @@ static HOST_ALIAS: Message = msg("HostAlias", &[s(1, "ip").keep(), strs(2, "host
 
 static POD_DNS_CONFIG: Message = msg(
     "PodDNSConfig",
-    &[strs(1, "nameservers"), strs(2, "searches"), msgs(3, "options", &POD_DNS_CONFIG_OPTION)],
+    &[
+        strs(1, "nameservers"),
+        strs(2, "searches"),
+        msgs(3, "options", &POD_DNS_CONFIG_OPTION),
+    ],
 );
 
 static POD_DNS_CONFIG_OPTION: Message =
     msg("PodDNSConfigOption", &[s(1, "name"), s(2, "value").keep()]);
 
-static POD_READINESS_GATE: Message =
-    msg("PodReadinessGate", &[s(1, "conditionType").keep()]);
+static POD_READINESS_GATE: Message = msg("PodReadinessGate", &[s(1, "conditionType").keep()]);
 
 static POD_OS: Message = msg("PodOS", &[s(1, "name").keep()]);
 
@@ -660,12 +751,23 @@ static AFFINITY: Message = msg(
 static NODE_AFFINITY: Message = msg(
     "NodeAffinity",
     &[
-        m(1, "requiredDuringSchedulingIgnoredDuringExecution", &NODE_SELECTOR),
-        msgs(2, "preferredDuringSchedulingIgnoredDuringExecution", &PREFERRED_SCHEDULING_TERM),
+        m(
+            1,
+            "requiredDuringSchedulingIgnoredDuringExecution",
+            &NODE_SELECTOR,
+        ),
+        msgs(
+            2,
+            "preferredDuringSchedulingIgnoredDuringExecution",
+            &PREFERRED_SCHEDULING_TERM,
+        ),
     ],
 );
 
-static NODE_SELECTOR: Message = msg("NodeSelector", &[msgs(1, "nodeSelectorTerms", &NODE_SELECTOR_TERM)]);
+static NODE_SELECTOR: Message = msg(
+    "NodeSelector",
+    &[msgs(1, "nodeSelectorTerms", &NODE_SELECTOR_TERM)],
+);
 
 static NODE_SELECTOR_TERM: Message = msg(
     "NodeSelectorTerm",
@@ -677,20 +779,35 @@ static NODE_SELECTOR_TERM: Message = msg(
 
 static NODE_SELECTOR_REQUIREMENT: Message = msg(
     "NodeSelectorRequirement",
-    &[s(1, "key").keep(), s(2, "operator").keep(), strs(3, "values")],
+    &[
+        s(1, "key").keep(),
+        s(2, "operator").keep(),
+        strs(3, "values"),
+    ],
 );
 
 static PREFERRED_SCHEDULING_TERM: Message = msg(
     "PreferredSchedulingTerm",
-    &[int(1, "weight").keep(), m(2, "preference", &NODE_SELECTOR_TERM)],
+    &[
+        int(1, "weight").keep(),
+        m(2, "preference", &NODE_SELECTOR_TERM),
+    ],
 );
 
 /// `PodAffinity`/`PodAntiAffinity` share their shape.
 static POD_AFFINITY: Message = msg(
     "PodAffinity",
     &[
-        msgs(1, "requiredDuringSchedulingIgnoredDuringExecution", &POD_AFFINITY_TERM),
-        msgs(2, "preferredDuringSchedulingIgnoredDuringExecution", &WEIGHTED_POD_AFFINITY_TERM),
+        msgs(
+            1,
+            "requiredDuringSchedulingIgnoredDuringExecution",
+            &POD_AFFINITY_TERM,
+        ),
+        msgs(
+            2,
+            "preferredDuringSchedulingIgnoredDuringExecution",
+            &WEIGHTED_POD_AFFINITY_TERM,
+        ),
     ],
 );
 
@@ -708,25 +825,45 @@ static POD_AFFINITY_TERM: Message = msg(
 
 static WEIGHTED_POD_AFFINITY_TERM: Message = msg(
     "WeightedPodAffinityTerm",
-    &[int(1, "weight").keep(), m(2, "podAffinityTerm", &POD_AFFINITY_TERM)],
+    &[
+        int(1, "weight").keep(),
+        m(2, "podAffinityTerm", &POD_AFFINITY_TERM),
+    ],
 );
 
 /// `ResourceQuota`.
 pub(crate) static RESOURCE_QUOTA: Message = msg(
     "ResourceQuota",
-    &[m(1, "metadata", &OBJECT_META), m(2, "spec", &RESOURCE_QUOTA_SPEC), m(3, "status", &OPAQUE)],
+    &[
+        m(1, "metadata", &OBJECT_META),
+        m(2, "spec", &RESOURCE_QUOTA_SPEC),
+        m(3, "status", &OPAQUE),
+    ],
 );
 
 static RESOURCE_QUOTA_SPEC: Message = msg(
     "ResourceQuotaSpec",
-    &[map(1, "hard", Ty::Quantity), strs(2, "scopes"), m(3, "scopeSelector", &SCOPE_SELECTOR)],
+    &[
+        map(1, "hard", Ty::Quantity),
+        strs(2, "scopes"),
+        m(3, "scopeSelector", &SCOPE_SELECTOR),
+    ],
 );
 
-static SCOPE_SELECTOR: Message =
-    msg("ScopeSelector", &[msgs(1, "matchExpressions", &SCOPED_RESOURCE_SELECTOR_REQUIREMENT)]);
+static SCOPE_SELECTOR: Message = msg(
+    "ScopeSelector",
+    &[msgs(
+        1,
+        "matchExpressions",
+        &SCOPED_RESOURCE_SELECTOR_REQUIREMENT,
+    )],
+);
 
 static SCOPED_RESOURCE_SELECTOR_REQUIREMENT: Message = msg(
     "ScopedResourceSelectorRequirement",
-    &[s(1, "scopeName").keep(), s(2, "operator").keep(), strs(3, "values")],
+    &[
+        s(1, "scopeName").keep(),
+        s(2, "operator").keep(),
+        strs(3, "values"),
+    ],
 );
-

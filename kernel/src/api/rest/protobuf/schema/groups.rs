@@ -8,7 +8,11 @@ use super::{Message, OPAQUE, Ty, b, int, ios, list, long, m, msg, msgs, s, strs,
 /// `apps/v1` `Deployment`.
 pub(crate) static DEPLOYMENT: Message = msg(
     "Deployment",
-    &[m(1, "metadata", &OBJECT_META), m(2, "spec", &DEPLOYMENT_SPEC), m(3, "status", &OPAQUE)],
+    &[
+        m(1, "metadata", &OBJECT_META),
+        m(2, "spec", &DEPLOYMENT_SPEC),
+        m(3, "status", &OPAQUE),
+    ],
 );
 
 static DEPLOYMENT_SPEC: Message = msg(
@@ -25,8 +29,10 @@ static DEPLOYMENT_SPEC: Message = msg(
     ],
 );
 
-static DEPLOYMENT_STRATEGY: Message =
-    msg("DeploymentStrategy", &[s(1, "type"), m(2, "rollingUpdate", &ROLLING_UPDATE)]);
+static DEPLOYMENT_STRATEGY: Message = msg(
+    "DeploymentStrategy",
+    &[s(1, "type"), m(2, "rollingUpdate", &ROLLING_UPDATE)],
+);
 
 /// `RollingUpdateDeployment`/`RollingUpdateDaemonSet`: both pointers.
 static ROLLING_UPDATE: Message = msg(
@@ -37,7 +43,11 @@ static ROLLING_UPDATE: Message = msg(
 /// `apps/v1` `ReplicaSet`.
 pub(crate) static REPLICA_SET: Message = msg(
     "ReplicaSet",
-    &[m(1, "metadata", &OBJECT_META), m(2, "spec", &REPLICA_SET_SPEC), m(3, "status", &OPAQUE)],
+    &[
+        m(1, "metadata", &OBJECT_META),
+        m(2, "spec", &REPLICA_SET_SPEC),
+        m(3, "status", &OPAQUE),
+    ],
 );
 
 static REPLICA_SET_SPEC: Message = msg(
@@ -53,7 +63,11 @@ static REPLICA_SET_SPEC: Message = msg(
 /// `apps/v1` `StatefulSet`.
 pub(crate) static STATEFUL_SET: Message = msg(
     "StatefulSet",
-    &[m(1, "metadata", &OBJECT_META), m(2, "spec", &STATEFUL_SET_SPEC), m(3, "status", &OPAQUE)],
+    &[
+        m(1, "metadata", &OBJECT_META),
+        m(2, "spec", &STATEFUL_SET_SPEC),
+        m(3, "status", &OPAQUE),
+    ],
 );
 
 static STATEFUL_SET_SPEC: Message = msg(
@@ -68,19 +82,30 @@ static STATEFUL_SET_SPEC: Message = msg(
         m(7, "updateStrategy", &STATEFUL_SET_UPDATE_STRATEGY),
         int(8, "revisionHistoryLimit").keep(),
         int(9, "minReadySeconds"),
-        m(10, "persistentVolumeClaimRetentionPolicy", &PVC_RETENTION_POLICY),
+        m(
+            10,
+            "persistentVolumeClaimRetentionPolicy",
+            &PVC_RETENTION_POLICY,
+        ),
         m(11, "ordinals", &STATEFUL_SET_ORDINALS),
     ],
 );
 
 static PVC_IN_TEMPLATE: Message = msg(
     "PersistentVolumeClaim",
-    &[m(1, "metadata", &OBJECT_META), m(2, "spec", &PVC_SPEC), m(3, "status", &OPAQUE)],
+    &[
+        m(1, "metadata", &OBJECT_META),
+        m(2, "spec", &PVC_SPEC),
+        m(3, "status", &OPAQUE),
+    ],
 );
 
 static STATEFUL_SET_UPDATE_STRATEGY: Message = msg(
     "StatefulSetUpdateStrategy",
-    &[s(1, "type"), m(2, "rollingUpdate", &ROLLING_UPDATE_STATEFUL_SET)],
+    &[
+        s(1, "type"),
+        m(2, "rollingUpdate", &ROLLING_UPDATE_STATEFUL_SET),
+    ],
 );
 
 static ROLLING_UPDATE_STATEFUL_SET: Message = msg(
@@ -98,7 +123,11 @@ static STATEFUL_SET_ORDINALS: Message = msg("StatefulSetOrdinals", &[int(1, "sta
 /// `apps/v1` `DaemonSet`.
 pub(crate) static DAEMON_SET: Message = msg(
     "DaemonSet",
-    &[m(1, "metadata", &OBJECT_META), m(2, "spec", &DAEMON_SET_SPEC), m(3, "status", &OPAQUE)],
+    &[
+        m(1, "metadata", &OBJECT_META),
+        m(2, "spec", &DAEMON_SET_SPEC),
+        m(3, "status", &OPAQUE),
+    ],
 );
 
 static DAEMON_SET_SPEC: Message = msg(
@@ -112,13 +141,19 @@ static DAEMON_SET_SPEC: Message = msg(
     ],
 );
 
-static DAEMON_SET_UPDATE_STRATEGY: Message =
-    msg("DaemonSetUpdateStrategy", &[s(1, "type"), m(2, "rollingUpdate", &ROLLING_UPDATE)]);
+static DAEMON_SET_UPDATE_STRATEGY: Message = msg(
+    "DaemonSetUpdateStrategy",
+    &[s(1, "type"), m(2, "rollingUpdate", &ROLLING_UPDATE)],
+);
 
 /// `batch/v1` `Job`.
 pub(crate) static JOB: Message = msg(
     "Job",
-    &[m(1, "metadata", &OBJECT_META), m(2, "spec", &JOB_SPEC), m(3, "status", &OPAQUE)],
+    &[
+        m(1, "metadata", &OBJECT_META),
+        m(2, "spec", &JOB_SPEC),
+        m(3, "status", &OPAQUE),
+    ],
 );
 
 static JOB_SPEC: Message = msg(
@@ -143,8 +178,10 @@ static JOB_SPEC: Message = msg(
     ],
 );
 
-static POD_FAILURE_POLICY: Message =
-    msg("PodFailurePolicy", &[msgs(1, "rules", &POD_FAILURE_POLICY_RULE)]);
+static POD_FAILURE_POLICY: Message = msg(
+    "PodFailurePolicy",
+    &[msgs(1, "rules", &POD_FAILURE_POLICY_RULE)],
+);
 
 static POD_FAILURE_POLICY_RULE: Message = msg(
     "PodFailurePolicyRule",
@@ -157,7 +194,11 @@ static POD_FAILURE_POLICY_RULE: Message = msg(
 
 static ON_EXIT_CODES: Message = msg(
     "PodFailurePolicyOnExitCodesRequirement",
-    &[s(1, "containerName").keep(), s(2, "operator").keep(), list(3, "values", Ty::Int32)],
+    &[
+        s(1, "containerName").keep(),
+        s(2, "operator").keep(),
+        list(3, "values", Ty::Int32),
+    ],
 );
 
 static ON_POD_CONDITIONS: Message = msg(
@@ -169,13 +210,20 @@ static SUCCESS_POLICY: Message = msg("SuccessPolicy", &[msgs(1, "rules", &SUCCES
 
 static SUCCESS_POLICY_RULE: Message = msg(
     "SuccessPolicyRule",
-    &[s(1, "succeededIndexes").keep(), int(2, "succeededCount").keep()],
+    &[
+        s(1, "succeededIndexes").keep(),
+        int(2, "succeededCount").keep(),
+    ],
 );
 
 /// `batch/v1` `CronJob`.
 pub(crate) static CRON_JOB: Message = msg(
     "CronJob",
-    &[m(1, "metadata", &OBJECT_META), m(2, "spec", &CRON_JOB_SPEC), m(3, "status", &OPAQUE)],
+    &[
+        m(1, "metadata", &OBJECT_META),
+        m(2, "spec", &CRON_JOB_SPEC),
+        m(3, "status", &OPAQUE),
+    ],
 );
 
 static CRON_JOB_SPEC: Message = msg(
@@ -192,12 +240,19 @@ static CRON_JOB_SPEC: Message = msg(
     ],
 );
 
-static JOB_TEMPLATE_SPEC: Message =
-    msg("JobTemplateSpec", &[m(1, "metadata", &OBJECT_META), m(2, "spec", &JOB_SPEC)]);
+static JOB_TEMPLATE_SPEC: Message = msg(
+    "JobTemplateSpec",
+    &[m(1, "metadata", &OBJECT_META), m(2, "spec", &JOB_SPEC)],
+);
 
 /// `rbac.authorization.k8s.io/v1` `Role`.
-pub(crate) static ROLE: Message =
-    msg("Role", &[m(1, "metadata", &OBJECT_META), msgs(2, "rules", &POLICY_RULE)]);
+pub(crate) static ROLE: Message = msg(
+    "Role",
+    &[
+        m(1, "metadata", &OBJECT_META),
+        msgs(2, "rules", &POLICY_RULE),
+    ],
+);
 
 /// `rbac.authorization.k8s.io/v1` `ClusterRole`.
 pub(crate) static CLUSTER_ROLE: Message = msg(
@@ -220,8 +275,10 @@ static POLICY_RULE: Message = msg(
     ],
 );
 
-static AGGREGATION_RULE: Message =
-    msg("AggregationRule", &[msgs(1, "clusterRoleSelectors", &LABEL_SELECTOR)]);
+static AGGREGATION_RULE: Message = msg(
+    "AggregationRule",
+    &[msgs(1, "clusterRoleSelectors", &LABEL_SELECTOR)],
+);
 
 /// `rbac.authorization.k8s.io/v1` `RoleBinding`.
 pub(crate) static ROLE_BINDING: Message = msg("RoleBinding", BINDING_FIELDS);
@@ -229,16 +286,30 @@ pub(crate) static ROLE_BINDING: Message = msg("RoleBinding", BINDING_FIELDS);
 /// `rbac.authorization.k8s.io/v1` `ClusterRoleBinding`.
 pub(crate) static CLUSTER_ROLE_BINDING: Message = msg("ClusterRoleBinding", BINDING_FIELDS);
 
-const BINDING_FIELDS: &[super::Field] =
-    &[m(1, "metadata", &OBJECT_META), msgs(2, "subjects", &SUBJECT), m(3, "roleRef", &ROLE_REF)];
+const BINDING_FIELDS: &[super::Field] = &[
+    m(1, "metadata", &OBJECT_META),
+    msgs(2, "subjects", &SUBJECT),
+    m(3, "roleRef", &ROLE_REF),
+];
 
 static SUBJECT: Message = msg(
     "Subject",
-    &[s(1, "kind").keep(), s(2, "apiGroup"), s(3, "name").keep(), s(4, "namespace")],
+    &[
+        s(1, "kind").keep(),
+        s(2, "apiGroup"),
+        s(3, "name").keep(),
+        s(4, "namespace"),
+    ],
 );
 
-static ROLE_REF: Message =
-    msg("RoleRef", &[s(1, "apiGroup").keep(), s(2, "kind").keep(), s(3, "name").keep()]);
+static ROLE_REF: Message = msg(
+    "RoleRef",
+    &[
+        s(1, "apiGroup").keep(),
+        s(2, "kind").keep(),
+        s(3, "name").keep(),
+    ],
+);
 
 /// `scheduling.k8s.io/v1` `PriorityClass`.
 pub(crate) static PRIORITY_CLASS: Message = msg(
@@ -255,7 +326,11 @@ pub(crate) static PRIORITY_CLASS: Message = msg(
 /// `policy/v1` `PodDisruptionBudget`.
 pub(crate) static POD_DISRUPTION_BUDGET: Message = msg(
     "PodDisruptionBudget",
-    &[m(1, "metadata", &OBJECT_META), m(2, "spec", &PDB_SPEC), m(3, "status", &OPAQUE)],
+    &[
+        m(1, "metadata", &OBJECT_META),
+        m(2, "spec", &PDB_SPEC),
+        m(3, "status", &OPAQUE),
+    ],
 );
 
 static PDB_SPEC: Message = msg(
@@ -271,7 +346,11 @@ static PDB_SPEC: Message = msg(
 /// `networking.k8s.io/v1` `Ingress`.
 pub(crate) static INGRESS: Message = msg(
     "Ingress",
-    &[m(1, "metadata", &OBJECT_META), m(2, "spec", &INGRESS_SPEC), m(3, "status", &OPAQUE)],
+    &[
+        m(1, "metadata", &OBJECT_META),
+        m(2, "spec", &INGRESS_SPEC),
+        m(3, "status", &OPAQUE),
+    ],
 );
 
 static INGRESS_SPEC: Message = msg(
@@ -286,7 +365,10 @@ static INGRESS_SPEC: Message = msg(
 
 static INGRESS_BACKEND: Message = msg(
     "IngressBackend",
-    &[m(4, "service", &INGRESS_SERVICE_BACKEND), m(3, "resource", &TYPED_LOCAL_OBJECT_REFERENCE)],
+    &[
+        m(4, "service", &INGRESS_SERVICE_BACKEND),
+        m(3, "resource", &TYPED_LOCAL_OBJECT_REFERENCE),
+    ],
 );
 
 static INGRESS_SERVICE_BACKEND: Message = msg(
@@ -294,29 +376,42 @@ static INGRESS_SERVICE_BACKEND: Message = msg(
     &[s(1, "name").keep(), m(2, "port", &SERVICE_BACKEND_PORT)],
 );
 
-static SERVICE_BACKEND_PORT: Message =
-    msg("ServiceBackendPort", &[s(1, "name"), int(2, "number")]);
+static SERVICE_BACKEND_PORT: Message = msg("ServiceBackendPort", &[s(1, "name"), int(2, "number")]);
 
 static INGRESS_TLS: Message = msg("IngressTLS", &[strs(1, "hosts"), s(2, "secretName")]);
 
-static INGRESS_RULE: Message =
-    msg("IngressRule", &[s(1, "host"), super::inline(2, &INGRESS_RULE_VALUE)]);
+static INGRESS_RULE: Message = msg(
+    "IngressRule",
+    &[s(1, "host"), super::inline(2, &INGRESS_RULE_VALUE)],
+);
 
-static INGRESS_RULE_VALUE: Message =
-    msg("IngressRuleValue", &[m(1, "http", &HTTP_INGRESS_RULE_VALUE)]);
+static INGRESS_RULE_VALUE: Message = msg(
+    "IngressRuleValue",
+    &[m(1, "http", &HTTP_INGRESS_RULE_VALUE)],
+);
 
-static HTTP_INGRESS_RULE_VALUE: Message =
-    msg("HTTPIngressRuleValue", &[msgs(1, "paths", &HTTP_INGRESS_PATH)]);
+static HTTP_INGRESS_RULE_VALUE: Message = msg(
+    "HTTPIngressRuleValue",
+    &[msgs(1, "paths", &HTTP_INGRESS_PATH)],
+);
 
 static HTTP_INGRESS_PATH: Message = msg(
     "HTTPIngressPath",
-    &[s(1, "path"), s(3, "pathType").keep(), m(2, "backend", &INGRESS_BACKEND)],
+    &[
+        s(1, "path"),
+        s(3, "pathType").keep(),
+        m(2, "backend", &INGRESS_BACKEND),
+    ],
 );
 
 /// `authentication.k8s.io/v1` `TokenRequest`.
 pub(crate) static TOKEN_REQUEST: Message = msg(
     "TokenRequest",
-    &[m(1, "metadata", &OBJECT_META), m(2, "spec", &TOKEN_REQUEST_SPEC), m(3, "status", &TOKEN_REQUEST_STATUS)],
+    &[
+        m(1, "metadata", &OBJECT_META),
+        m(2, "spec", &TOKEN_REQUEST_SPEC),
+        m(3, "status", &TOKEN_REQUEST_STATUS),
+    ],
 );
 
 static TOKEN_REQUEST_SPEC: Message = msg(
@@ -333,5 +428,7 @@ static BOUND_OBJECT_REFERENCE: Message = msg(
     &[s(1, "kind"), s(2, "apiVersion"), s(3, "name"), s(4, "uid")],
 );
 
-static TOKEN_REQUEST_STATUS: Message =
-    msg("TokenRequestStatus", &[s(1, "token").keep(), t(2, "expirationTimestamp")]);
+static TOKEN_REQUEST_STATUS: Message = msg(
+    "TokenRequestStatus",
+    &[s(1, "token").keep(), t(2, "expirationTimestamp")],
+);

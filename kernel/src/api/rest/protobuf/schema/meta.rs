@@ -52,12 +52,19 @@ static MANAGED_FIELDS_ENTRY: Message = msg(
 /// `LabelSelector`.
 pub(crate) static LABEL_SELECTOR: Message = msg(
     "LabelSelector",
-    &[labels(1, "matchLabels"), msgs(2, "matchExpressions", &LABEL_SELECTOR_REQUIREMENT)],
+    &[
+        labels(1, "matchLabels"),
+        msgs(2, "matchExpressions", &LABEL_SELECTOR_REQUIREMENT),
+    ],
 );
 
 static LABEL_SELECTOR_REQUIREMENT: Message = msg(
     "LabelSelectorRequirement",
-    &[s(1, "key").keep(), s(2, "operator").keep(), strs(3, "values")],
+    &[
+        s(1, "key").keep(),
+        s(2, "operator").keep(),
+        strs(3, "values"),
+    ],
 );
 
 /// `DeleteOptions`.
@@ -73,8 +80,10 @@ pub(crate) static DELETE_OPTIONS: Message = msg(
     ],
 );
 
-static PRECONDITIONS: Message =
-    msg("Preconditions", &[s(1, "uid").keep(), s(2, "resourceVersion").keep()]);
+static PRECONDITIONS: Message = msg(
+    "Preconditions",
+    &[s(1, "uid").keep(), s(2, "resourceVersion").keep()],
+);
 
 /// `LocalObjectReference` (core/v1, inlined in many selectors).
 pub(crate) static LOCAL_OBJECT_REFERENCE: Message = msg("LocalObjectReference", &[s(1, "name")]);

@@ -7,8 +7,8 @@
 //! value, like `replicas: 0`); the others follow `omitempty` and drop zeros.
 //! Message-typed fields are kept when present, as Go's JSON keeps structs.
 
-mod groups;
 mod corev1;
+mod groups;
 mod meta;
 
 /// A field's value type.
@@ -67,7 +67,10 @@ pub(crate) struct Field {
 impl Field {
     /// Marks the field as one whose zero value is kept.
     const fn keep(self) -> Self {
-        Self { keep_zero: true, ..self }
+        Self {
+            keep_zero: true,
+            ..self
+        }
     }
 }
 
@@ -81,7 +84,13 @@ pub(crate) struct Message {
 }
 
 const fn field(num: u32, name: &'static str, ty: Ty, shape: Shape) -> Field {
-    Field { num, name, ty, shape, keep_zero: false }
+    Field {
+        num,
+        name,
+        ty,
+        shape,
+        keep_zero: false,
+    }
 }
 const fn s(num: u32, name: &'static str) -> Field {
     field(num, name, Ty::String, Shape::Single)
