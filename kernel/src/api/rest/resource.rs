@@ -130,14 +130,14 @@ async fn dispatch(state: &Arc<RestState>, path: ResourcePath, request: Request) 
             Ok(written(code, result))
         }
         (Method::DELETE, true, None) => {
-            let opts = delete_options(&query, &body)?;
+            let opts = delete_options(&query, &headers, &body)?;
             let obj = service.delete(&target, &opts).await?;
             let pending = obj.pointer("/metadata/deletionTimestamp").is_some();
             let code = if pending { StatusCode::ACCEPTED } else { StatusCode::OK };
             Ok(json_response(code, &obj))
         }
         (Method::DELETE, false, None) => {
-            let opts = delete_options(&query, &body)?;
+            let opts = delete_options(&query, &headers, &body)?;
             let list_opts = list_options(&query);
             let deleted = service.delete_collection(&target, &list_opts, &opts).await?;
             let list = json!({
@@ -285,9 +285,12 @@ fn watch_options(query: &Query) -> WatchOptions {
     }
 }
 
-fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions> {
+fn delete_options(query: &Query, headers: &HeaderMap, body: &[u8]) -> Result<DeleteOptions> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let from_body: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
+    } else if super::protobuf::is_protobuf(content_type) {
+        super::protobuf::decode(body)?
     } else {
         serde_json::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("error decoding DeleteOptions: {e}")))?

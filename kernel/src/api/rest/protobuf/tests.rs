@@ -552,6 +552,54 @@ fn rbac_and_disruption_budgets_decode() {
 }
 
 #[test]
+fn delete_options_decode_under_any_group_version() {
+    let opts = meta::DeleteOptions {
+        grace_period_seconds: Some(0),
+        preconditions: Some(meta::Preconditions {
+            uid: Some("u-1".into()),
+            resource_version: None,
+        }),
+        propagation_policy: Some("Foreground".into()),
+        dry_run: vec!["All".into()],
+        ..Default::default()
+    };
+    let expected = |api_version: &str| {
+        json!({
+            "apiVersion": api_version, "kind": "DeleteOptions",
+            "gracePeriodSeconds": 0,
+            "preconditions": {"uid": "u-1"},
+            "propagationPolicy": "Foreground",
+            "dryRun": ["All"],
+        })
+    };
+    for api_version in ["v1", "apps/v1", "meta.k8s.io/v1"] {
+        let decoded = decode(&envelope(api_version, "DeleteOptions", &opts)).ok();
+        assert_eq!(decoded, Some(expected(api_version)));
+    }
+    let eviction = policy::Eviction {
+        metadata: Some(meta::ObjectMeta {
+            name: Some("p".into()),
+            namespace: Some("ns".into()),
+            ..Default::default()
+        }),
+        delete_options: Some(opts),
+    };
+    let decoded = decode(&envelope("policy/v1", "Eviction", &eviction)).ok();
+    assert_eq!(
+        decoded
+            .as_ref()
+            .and_then(|v| v.pointer("/deleteOptions/gracePeriodSeconds")),
+        Some(&json!(0))
+    );
+    assert_eq!(
+        decoded
+            .as_ref()
+            .and_then(|v| v.pointer("/metadata/namespace")),
+        Some(&json!("ns"))
+    );
+}
+
+#[test]
 fn unknown_fields_are_skipped() {
     let cm = core::ConfigMap {
         metadata: Some(meta::ObjectMeta {

@@ -2,7 +2,7 @@
 //! networking and authentication (all v1).
 
 use super::corev1::{POD_TEMPLATE_SPEC, PVC_SPEC, TYPED_LOCAL_OBJECT_REFERENCE};
-use super::meta::{LABEL_SELECTOR, OBJECT_META};
+use super::meta::{DELETE_OPTIONS, LABEL_SELECTOR, OBJECT_META};
 use super::{Message, OPAQUE, Ty, b, int, ios, list, long, m, msg, msgs, s, strs, t};
 
 /// `apps/v1` `Deployment`.
@@ -340,6 +340,15 @@ static PDB_SPEC: Message = msg(
         m(2, "selector", &LABEL_SELECTOR),
         ios(3, "maxUnavailable").keep(),
         s(4, "unhealthyPodEvictionPolicy").keep(),
+    ],
+);
+
+/// `policy/v1` `Eviction` (what `kubectl drain` posts to `pods/eviction`).
+pub(crate) static EVICTION: Message = msg(
+    "Eviction",
+    &[
+        m(1, "metadata", &OBJECT_META),
+        m(2, "deleteOptions", &DELETE_OPTIONS),
     ],
 );
 

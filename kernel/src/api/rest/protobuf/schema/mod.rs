@@ -154,7 +154,9 @@ pub(crate) fn kind(api_version: &str, kind: &str) -> Option<&'static Message> {
         ("v1", "PodTemplate") => &corev1::POD_TEMPLATE,
         ("v1", "ResourceQuota") => &corev1::RESOURCE_QUOTA,
         ("v1", "PersistentVolumeClaim") => &corev1::PERSISTENT_VOLUME_CLAIM,
-        ("v1", "DeleteOptions") | ("meta.k8s.io/v1", "DeleteOptions") => &meta::DELETE_OPTIONS,
+        // Registered in every group version: a typed client encodes it with
+        // its own (`apps/v1` for deployments, and so on).
+        (_, "DeleteOptions") => &meta::DELETE_OPTIONS,
         ("apps/v1", "Deployment") => &groups::DEPLOYMENT,
         ("apps/v1", "ReplicaSet") => &groups::REPLICA_SET,
         ("apps/v1", "StatefulSet") => &groups::STATEFUL_SET,
@@ -167,6 +169,7 @@ pub(crate) fn kind(api_version: &str, kind: &str) -> Option<&'static Message> {
         ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => &groups::CLUSTER_ROLE_BINDING,
         ("scheduling.k8s.io/v1", "PriorityClass") => &groups::PRIORITY_CLASS,
         ("policy/v1", "PodDisruptionBudget") => &groups::POD_DISRUPTION_BUDGET,
+        ("policy/v1", "Eviction") => &groups::EVICTION,
         ("networking.k8s.io/v1", "Ingress") => &groups::INGRESS,
         ("authentication.k8s.io/v1", "TokenRequest") => &groups::TOKEN_REQUEST,
         _ => return None,
