@@ -80,10 +80,34 @@ pub fn is_protobuf(content_type: &str) -> bool {
 /// Decodes a Kubernetes protobuf body (magic number plus `runtime.Unknown`
 /// envelope) into the object's JSON, `apiVersion` and `kind` included.
 pub fn decode(body: &[u8]) -> Result<Value, Error> {
-    decode_envelope(body, 0)
+    let (value, skipped) = decode_reporting_skipped(body)?;
+    if !skipped.is_empty() {
+        // Fields newer than the table are dropped; say which, for debugging.
+        tracing::debug!(
+            ?skipped,
+            "protobuf fields not in the schema table were ignored"
+        );
+    }
+    Ok(value)
 }
 
-fn decode_envelope(body: &[u8], depth: usize) -> Result<Value, Error> {
+/// Decodes a body and lists the fields (`Message.number`) skipped because
+/// the table does not know them.
+fn decode_reporting_skipped(body: &[u8]) -> Result<(Value, Vec<String>), Error> {
+    let mut cx = Context::default();
+    let value = decode_envelope(body, &mut cx)?;
+    Ok((value, cx.skipped))
+}
+
+/// State of one decoding: nesting depth and the fields skipped as unknown.
+#[derive(Default)]
+struct Context {
+    depth: usize,
+    /// `Message.number` of each skipped field.
+    skipped: Vec<String>,
+}
+
+fn decode_envelope(body: &[u8], cx: &mut Context) -> Result<Value, Error> {
     let rest = body.strip_prefix(MAGIC).ok_or(Error::BadMagic)?;
     let mut api_version = String::new();
     let mut kind = String::new();
@@ -120,7 +144,7 @@ fn decode_envelope(body: &[u8], depth: usize) -> Result<Value, Error> {
     let mut object = Map::new();
     object.insert("apiVersion".into(), Value::String(api_version));
     object.insert("kind".into(), Value::String(kind));
-    object.extend(decode_message(message, raw, depth + 1)?);
+    object.extend(decode_message(message, raw, cx)?);
     Ok(Value::Object(object))
 }
 
@@ -128,9 +152,10 @@ fn decode_envelope(body: &[u8], depth: usize) -> Result<Value, Error> {
 fn decode_message(
     message: &Message,
     buf: &[u8],
-    depth: usize,
+    cx: &mut Context,
 ) -> Result<Map<String, Value>, Error> {
-    if depth > MAX_DEPTH {
+    cx.depth += 1;
+    if cx.depth > MAX_DEPTH {
         return Err(Error::Malformed("messages nested too deeply".into()));
     }
     let mut slots: Vec<Option<Value>> = vec![None; message.fields.len()];
@@ -140,6 +165,7 @@ fn decode_message(
         let Some(index) = message.fields.iter().position(|f| f.num == number) else {
             // Fields newer than the table: keep decoding, as Kubernetes does.
             r.skip(wire)?;
+            cx.skipped.push(format!("{}.{number}", message.name));
             continue;
         };
         let field = &message.fields[index];
@@ -149,7 +175,7 @@ fn decode_message(
             }
             other => other,
         };
-        decode_field(field, wire, &mut r, &mut slots[index], depth).map_err(context)?;
+        decode_field(field, wire, &mut r, &mut slots[index], cx).map_err(context)?;
     }
     let mut out = Map::new();
     for (field, slot) in message.fields.iter().zip(slots) {
@@ -167,6 +193,7 @@ fn decode_message(
             }
         }
     }
+    cx.depth -= 1;
     Ok(out)
 }
 
@@ -176,10 +203,10 @@ fn decode_field(
     wire: WireType,
     r: &mut Reader<'_>,
     slot: &mut Option<Value>,
-    depth: usize,
+    cx: &mut Context,
 ) -> Result<(), Error> {
     match field.shape {
-        Shape::Single | Shape::Inline => *slot = Some(decode_value(field.ty, wire, r, depth)?),
+        Shape::Single | Shape::Inline => *slot = Some(decode_value(field.ty, wire, r, cx)?),
         Shape::Repeated => {
             let list = match slot.get_or_insert_with(|| Value::Array(Vec::new())) {
                 Value::Array(list) => list,
@@ -189,15 +216,10 @@ fn decode_field(
                 // A packed list of numbers.
                 let mut packed = Reader::new(r.len_delimited()?);
                 while !packed.done() {
-                    list.push(decode_value(
-                        field.ty,
-                        WireType::Varint,
-                        &mut packed,
-                        depth,
-                    )?);
+                    list.push(decode_value(field.ty, WireType::Varint, &mut packed, cx)?);
                 }
             } else {
-                list.push(decode_value(field.ty, wire, r, depth)?);
+                list.push(decode_value(field.ty, wire, r, cx)?);
             }
         }
         Shape::Map => {
@@ -208,7 +230,7 @@ fn decode_field(
             while !entry.done() {
                 match entry.key()? {
                     (1, WireType::Len) => key = utf8(entry.len_delimited()?)?,
-                    (2, wire) => value = Some(decode_value(field.ty, wire, &mut entry, depth)?),
+                    (2, wire) => value = Some(decode_value(field.ty, wire, &mut entry, cx)?),
                     (_, wire) => entry.skip(wire)?,
                 }
             }
@@ -225,7 +247,12 @@ fn decode_field(
 }
 
 /// Decodes one value of a type (a message type, or a scalar).
-fn decode_value(ty: Ty, wire: WireType, r: &mut Reader<'_>, depth: usize) -> Result<Value, Error> {
+fn decode_value(
+    ty: Ty,
+    wire: WireType,
+    r: &mut Reader<'_>,
+    cx: &mut Context,
+) -> Result<Value, Error> {
     if is_varint(ty) {
         expect(wire, WireType::Varint)?;
         let v = r.varint()?;
@@ -242,7 +269,7 @@ fn decode_value(ty: Ty, wire: WireType, r: &mut Reader<'_>, depth: usize) -> Res
     Ok(match ty {
         Ty::String => Value::String(utf8(bytes)?),
         Ty::Bytes => Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
-        Ty::Message(message) => Value::Object(decode_message(message, bytes, depth + 1)?),
+        Ty::Message(message) => Value::Object(decode_message(message, bytes, cx)?),
         Ty::Time => time(bytes)?,
         Ty::Quantity => {
             let mut s = String::new();
@@ -256,7 +283,7 @@ fn decode_value(ty: Ty, wire: WireType, r: &mut Reader<'_>, depth: usize) -> Res
             Value::String(s)
         }
         Ty::IntOrString => int_or_string(bytes)?,
-        Ty::Raw => raw(bytes, depth)?,
+        Ty::Raw => raw(bytes, cx)?,
         Ty::Bool | Ty::Int32 | Ty::Int64 => {
             return Err(Error::Malformed(
                 "number in a length-delimited value".into(),
@@ -354,7 +381,7 @@ fn int_or_string(bytes: &[u8]) -> Result<Value, Error> {
 
 /// `runtime.RawExtension`/`FieldsV1` {1 raw}: JSON bytes, or an embedded
 /// protobuf object in its own envelope.
-fn raw(bytes: &[u8], depth: usize) -> Result<Value, Error> {
+fn raw(bytes: &[u8], cx: &mut Context) -> Result<Value, Error> {
     let mut raw: &[u8] = &[];
     let mut r = Reader::new(bytes);
     while !r.done() {
@@ -367,10 +394,7 @@ fn raw(bytes: &[u8], depth: usize) -> Result<Value, Error> {
         return Ok(Value::Null);
     }
     if raw.starts_with(MAGIC) {
-        if depth > MAX_DEPTH {
-            return Err(Error::Malformed("messages nested too deeply".into()));
-        }
-        return decode_envelope(raw, depth + 1);
+        return decode_envelope(raw, cx);
     }
     serde_json::from_slice(raw)
         .map_err(|e| Error::Malformed(format!("embedded raw object is not JSON: {e}")))

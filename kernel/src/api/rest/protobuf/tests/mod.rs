@@ -17,9 +17,11 @@ use serde_json::json;
 
 use super::*;
 
+mod full;
+
 /// Wraps an object's protobuf in the `k8s\0` + `runtime.Unknown` envelope,
 /// with the empty content fields gogo always writes.
-fn envelope(api_version: &str, kind: &str, object: &impl prost::Message) -> Vec<u8> {
+pub(super) fn envelope(api_version: &str, kind: &str, object: &impl prost::Message) -> Vec<u8> {
     let unknown = Unknown {
         type_meta: Some(TypeMeta {
             api_version: Some(api_version.into()),
@@ -34,7 +36,7 @@ fn envelope(api_version: &str, kind: &str, object: &impl prost::Message) -> Vec<
     body
 }
 
-fn string_map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+pub(super) fn string_map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
