@@ -6,5 +6,6 @@ mod e2e {
     pub mod grpc;
     pub mod kubectl;
     pub mod malformed;
+    pub mod protobuf;
     pub mod watch;
 }

@@ -7,6 +7,7 @@
 
 mod format;
 mod path;
+pub mod protobuf;
 mod resource;
 mod watch;
 

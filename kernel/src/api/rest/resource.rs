@@ -175,7 +175,7 @@ async fn dispatch(
             Ok(written(code, result))
         }
         (Method::DELETE, true, None) => {
-            let opts = delete_options(&query, &body)?;
+            let opts = delete_options(&query, &headers, &body)?;
             let obj = service.delete(&target, &opts).await?;
             let pending = obj.pointer("/metadata/deletionTimestamp").is_some();
             let code = if pending {
@@ -186,7 +186,7 @@ async fn dispatch(
             Ok(json_response(code, &obj))
         }
         (Method::DELETE, false, None) => {
-            let opts = delete_options(&query, &body)?;
+            let opts = delete_options(&query, &headers, &body)?;
             let list_opts = list_options(&query);
             let deleted = service
                 .delete_collection(&target, &list_opts, &opts)
@@ -247,13 +247,15 @@ async fn read_body(body: axum::body::Body) -> Result<bytes::Bytes> {
         })
 }
 
-/// Decodes a JSON or YAML body into an object.
+/// Decodes a JSON, YAML or Kubernetes protobuf body into an object.
 fn parse_object(headers: &HeaderMap, body: &[u8]) -> Result<Value> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
-    let value: Value = if content_type.starts_with("application/yaml") {
+    let value: Value = if super::protobuf::is_protobuf(content_type) {
+        super::protobuf::decode(body)?
+    } else if content_type.starts_with("application/yaml") {
         serde_yaml::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("error decoding YAML body: {e}")))?
     } else if content_type.starts_with("application/json") || content_type.is_empty() {
@@ -262,7 +264,7 @@ fn parse_object(headers: &HeaderMap, body: &[u8]) -> Result<Value> {
         })?
     } else {
         return Err(ApiError::UnsupportedMediaType(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type})"
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {content_type})"
         )));
     };
     if !value.is_object() {
@@ -354,9 +356,15 @@ fn watch_options(query: &Query) -> WatchOptions {
     }
 }
 
-fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions> {
+fn delete_options(query: &Query, headers: &HeaderMap, body: &[u8]) -> Result<DeleteOptions> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let from_body: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
+    } else if super::protobuf::is_protobuf(content_type) {
+        super::protobuf::decode(body)?
     } else {
         serde_json::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("error decoding DeleteOptions: {e}")))?
