@@ -35,9 +35,9 @@ pub struct Args {
     /// Writes observed by every watcher in the fan-out measurement.
     #[arg(long, default_value_t = 2000)]
     watch_writes: usize,
-    /// Skip the memory measurement (it takes the longest).
-    #[arg(long)]
-    skip_memory: bool,
+    /// Measurements to run, comma-separated: throughput, fanout, memory.
+    #[arg(long, value_delimiter = ',', default_value = "throughput,fanout,memory")]
+    only: Vec<String>,
 }
 
 #[tokio::main]
@@ -55,12 +55,17 @@ async fn main() -> anyhow::Result<()> {
             None
         };
         let kernel = kernel::KernelProcess::start(etcd.as_ref().map(|e| e.endpoint()))?;
-        measure::throughput(&args, &kernel).await?;
-        if let Some(etcd) = &etcd {
-            measure::raw_etcd(&args, &etcd.endpoint()).await?;
+        let wants = |name: &str| args.only.iter().any(|o| o == name);
+        if wants("throughput") {
+            measure::throughput(&args, &kernel).await?;
+            if let Some(etcd) = &etcd {
+                measure::raw_etcd(&args, &etcd.endpoint()).await?;
+            }
         }
-        measure::fan_out(&args, &kernel).await?;
-        if !args.skip_memory {
+        if wants("fanout") {
+            measure::fan_out(&args, &kernel).await?;
+        }
+        if wants("memory") {
             measure::memory(&args, &kernel).await?;
         }
     }

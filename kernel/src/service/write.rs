@@ -35,8 +35,10 @@ pub enum Part {
     Status,
 }
 
-/// Attempts of an unconditional read-modify-write before giving up.
-const MAX_RETRIES: usize = 16;
+/// Attempts of an unconditional read-modify-write before giving up. Each
+/// failed attempt means another writer succeeded, so the system as a whole
+/// progresses; the bound only protects against a pathological livelock.
+const MAX_RETRIES: usize = 1024;
 
 impl Service {
     /// Creates an object.
@@ -361,7 +363,10 @@ impl Service {
                     self.after_delete(&rt, &next).await;
                     return Ok(next);
                 }
-                Err(store::Error::Conflict { .. }) if explicit_rv.is_none() => continue,
+                Err(store::Error::Conflict { .. }) if explicit_rv.is_none() => {
+                    tokio::task::yield_now().await;
+                    continue;
+                }
                 Err(store::Error::Conflict { .. }) => {
                     return Err(ApiError::Conflict {
                         target: t.error_target(),
