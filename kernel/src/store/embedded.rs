@@ -342,11 +342,16 @@ enum OpenError {
     Store(Error),
 }
 
+/// Memory redb may use to cache pages.
+const REDB_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 /// Opens the file, creates missing tables and loads the meta revisions. Blocking.
 fn open_shared(dir: &Path, path: &Path) -> Result<Shared, OpenError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| OpenError::Store(Error::backend(format!("create {}", dir.display()), e)))?;
-    let db = match Database::create(path) {
+    // The watch caches above hold every object already; redb's own page
+    // cache (1 GiB by default) would hold them again.
+    let db = match Database::builder().set_cache_size(REDB_CACHE_BYTES).create(path) {
         Ok(db) => db,
         Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(OpenError::AlreadyOpen),
         Err(e) => {
