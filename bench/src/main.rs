@@ -35,7 +35,8 @@ pub struct Args {
     /// Writes observed by every watcher in the fan-out measurement.
     #[arg(long, default_value_t = 2000)]
     watch_writes: usize,
-    /// Measurements to run, comma-separated: throughput, fanout, memory.
+    /// Measurements to run, comma-separated: throughput, fanout (over gRPC,
+    /// and inside the kernel process), memory.
     #[arg(long, value_delimiter = ',', default_value = "throughput,fanout,memory")]
     only: Vec<String>,
 }
@@ -64,6 +65,9 @@ async fn main() -> anyhow::Result<()> {
         }
         if wants("fanout") {
             measure::fan_out(&args, &kernel).await?;
+            if backend == "embedded" {
+                measure::fan_out_in_process(&args).await?;
+            }
         }
         if wants("memory") {
             measure::memory(&args, &kernel).await?;
