@@ -57,7 +57,9 @@ impl ClientConfig {
     }
 
     /// The config the supervisor hands a plugin: `KERNO_KERNEL_ADDR`,
-    /// `KERNO_CA_FILE`, `KERNO_TOKEN` (and optionally `KERNO_TLS_SERVER_NAME`).
+    /// `KERNO_CA_FILE`, `KERNO_TOKEN`; optionally `KERNO_TLS_SERVER_NAME`, and
+    /// `KERNO_CLIENT_CERT_FILE` with `KERNO_CLIENT_KEY_FILE` for a client
+    /// certificate.
     pub fn from_env() -> Result<Self> {
         let addr = std::env::var(env::KERNEL_ADDR)
             .map_err(|_| Error::Config(format!("{} is not set", env::KERNEL_ADDR)))?;
@@ -68,6 +70,15 @@ impl ClientConfig {
             config.ca_pem = Some(pem);
         }
         config.token = std::env::var(env::TOKEN).ok().filter(|t| !t.is_empty());
+        if let (Ok(cert), Ok(key)) = (
+            std::env::var(env::CLIENT_CERT_FILE),
+            std::env::var(env::CLIENT_KEY_FILE),
+        ) {
+            let read = |path: &str| {
+                std::fs::read(path).map_err(|e| Error::Config(format!("cannot read {path}: {e}")))
+            };
+            config.identity = Some((read(&cert)?, read(&key)?));
+        }
         config.tls_server_name = std::env::var(env::TLS_SERVER_NAME)
             .ok()
             .filter(|t| !t.is_empty());

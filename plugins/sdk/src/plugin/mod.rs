@@ -67,6 +67,11 @@ pub mod env {
     pub const PLUGIN_CONFIG: &str = "KERNO_PLUGIN_CONFIG";
     /// Directory in which to create the plugin's unix socket.
     pub const PLUGIN_SOCKET_DIR: &str = "KERNO_PLUGIN_SOCKET_DIR";
+    /// Optional: a client certificate (PEM file) to authenticate with instead
+    /// of a token, for plugins run by hand against a kernel and for tests.
+    pub const CLIENT_CERT_FILE: &str = "KERNO_CLIENT_CERT_FILE";
+    /// Optional: the key (PEM file) of `KERNO_CLIENT_CERT_FILE`.
+    pub const CLIENT_KEY_FILE: &str = "KERNO_CLIENT_KEY_FILE";
     /// Optional: the name to check the kernel's certificate against, when it
     /// is not the host of `KERNO_KERNEL_ADDR` (loopback addresses use `localhost`).
     pub const TLS_SERVER_NAME: &str = "KERNO_TLS_SERVER_NAME";
