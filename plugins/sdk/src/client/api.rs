@@ -8,6 +8,7 @@ use kerno_proto::kernel::v1 as pb;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use tracing::Instrument;
 
 use super::object::{ApiResource, ScopeInfo};
 use super::{Error, KernelClient, Result, from_status_object};
@@ -237,6 +238,17 @@ impl<K> Api<K> {
         &self.client
     }
 
+    /// A span per kernel call; its trace context travels in the call's metadata.
+    fn span(&self, verb: &'static str, name: &str) -> tracing::Span {
+        tracing::debug_span!(
+            "kernel",
+            verb,
+            resource = %self.resource.plural,
+            namespace = self.namespace.as_deref().unwrap_or(""),
+            name
+        )
+    }
+
     fn target(&self, namespace: Option<&str>, name: &str) -> Option<pb::ResourceRef> {
         Some(pb::ResourceRef {
             group: self.resource.group.clone(),
@@ -272,6 +284,7 @@ impl<K: Serialize + DeserializeOwned> Api<K> {
             .get(pb::GetRequest {
                 resource: self.target(None, name),
             })
+            .instrument(self.span("get", name))
             .await?;
         decode(&reply.into_inner().json)
     }
@@ -297,6 +310,7 @@ impl<K: Serialize + DeserializeOwned> Api<K> {
                 limit: lp.limit.map(i64::from).unwrap_or(0),
                 continue_token: lp.continue_token.clone().unwrap_or_default(),
             })
+            .instrument(self.span("list", ""))
             .await?
             .into_inner();
         let items = reply
@@ -323,6 +337,7 @@ impl<K: Serialize + DeserializeOwned> Api<K> {
                 dry_run: pp.dry_run,
                 field_manager: pp.field_manager.clone().unwrap_or_default(),
             })
+            .instrument(self.span("create", ""))
             .await?;
         decode(&reply.into_inner().json)
     }
@@ -340,6 +355,7 @@ impl<K: Serialize + DeserializeOwned> Api<K> {
                 dry_run: pp.dry_run,
                 field_manager: pp.field_manager.clone().unwrap_or_default(),
             })
+            .instrument(self.span("update", name))
             .await?;
         decode(&reply.into_inner().json)
     }
@@ -356,6 +372,7 @@ impl<K: Serialize + DeserializeOwned> Api<K> {
                 dry_run: pp.dry_run,
                 field_manager: pp.field_manager.clone().unwrap_or_default(),
             })
+            .instrument(self.span("update_status", name))
             .await?;
         decode(&reply.into_inner().json)
     }
@@ -408,6 +425,7 @@ impl<K: Serialize + DeserializeOwned> Api<K> {
                 field_manager: pp.field_manager.clone().unwrap_or_default(),
                 force: pp.force,
             })
+            .instrument(self.span("patch", name))
             .await?;
         decode(&reply.into_inner().json)
     }
@@ -425,6 +443,7 @@ impl<K: Serialize + DeserializeOwned> Api<K> {
                 dry_run: dp.dry_run,
                 grace_period_seconds: dp.grace_period_seconds.map(i64::from).unwrap_or(-1),
             })
+            .instrument(self.span("delete", name))
             .await?
             .into_inner();
         let json: Value = serde_json::from_slice(&reply.json)?;
@@ -456,6 +475,7 @@ impl<K: Serialize + DeserializeOwned> Api<K> {
                 field_selector: wp.field_selector.clone().unwrap_or_default(),
                 allow_bookmarks: wp.bookmarks,
             })
+            .instrument(self.span("watch", ""))
             .await?
             .into_inner();
         Ok(stream
