@@ -327,8 +327,14 @@ mod tests {
         // 65 s of (paused, auto-advanced) time.
         let _ = tokio::time::timeout(Duration::from_secs(65), run).await;
         let log = ctx.log();
-        // a was reconciled at its latest state; an older state may come first.
-        assert_eq!(log.iter().filter(|l| *l == "a@3").count(), 1, "{log:?}");
+        // a was reconciled at its latest state last (an older state may come
+        // first, and a change during a reconcile may run it once more).
+        let last_a = log.iter().rev().find(|l| l.starts_with("a@"));
+        assert_eq!(last_a.map(String::as_str), Some("a@3"), "{log:?}");
+        assert!(
+            log.iter().filter(|l| l.starts_with("a@")).count() <= 3,
+            "{log:?}"
+        );
         // polls: at start, then every 30 s.
         assert_eq!(log.iter().filter(|l| *l == "polls@2").count(), 3, "{log:?}");
         // fails: first try, then retries after 1, 2, 4, 8, 16, 32 s of back-off.
