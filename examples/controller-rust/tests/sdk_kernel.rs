@@ -179,10 +179,12 @@ async fn watch_delivers_changes_after_a_revision() -> Result<()> {
     Ok(())
 }
 
-/// Counts the lists an informer makes, to tell a resumed watch from a relist.
+/// Counts the lists an informer makes, to tell a resumed watch from a
+/// relist, and the watches it opened.
 struct Counting {
     api: Api<ConfigMap>,
     lists: Arc<AtomicUsize>,
+    watches: Arc<AtomicUsize>,
 }
 
 #[async_trait]
@@ -197,7 +199,9 @@ impl ListWatch<ConfigMap> for Counting {
         wp: &WatchParams,
         rv: &str,
     ) -> kerno_sdk::Result<BoxStream<'static, kerno_sdk::Result<WatchEvent<ConfigMap>>>> {
-        self.api.watch(wp, rv).await
+        let stream = self.api.watch(wp, rv).await?;
+        self.watches.fetch_add(1, Ordering::SeqCst);
+        Ok(stream)
     }
 }
 
@@ -210,10 +214,12 @@ async fn informer_follows_changes_and_resumes_across_a_kernel_restart() -> Resul
     cms.create(&PostParams::default(), &configmap("before", &[]))
         .await?;
     let lists = Arc::new(AtomicUsize::new(0));
+    let watches = Arc::new(AtomicUsize::new(0));
     let informer = Informer::builder(
         Counting {
             api: cms.clone(),
             lists: lists.clone(),
+            watches: watches.clone(),
         },
         ListParams::default().labels("suite=sdk"),
     )
@@ -241,6 +247,14 @@ async fn informer_follows_changes_and_resumes_across_a_kernel_restart() -> Resul
     .await?;
 
     kernel.kill9_and_restart()?;
+    // Wait for the watch to be re-opened before writing: the kernel's window
+    // after a restart starts at the revision it restarted at, so a write
+    // before the resume would (rightly) make the old revision too old.
+    eventually("the watch to resume", Duration::from_secs(30), || {
+        let resumed = watches.load(Ordering::SeqCst) >= 2;
+        async move { resumed.then_some(()) }
+    })
+    .await?;
     cms.create(&PostParams::default(), &configmap("after", &[]))
         .await?;
     eventually("after in the cache", Duration::from_secs(30), || {

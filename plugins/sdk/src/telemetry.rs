@@ -54,7 +54,13 @@ fn json_format(value: Option<&str>) -> bool {
 pub fn init(service_name: &str) -> Result<TelemetryGuard, TelemetryError> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = json_format(std::env::var(LOG_FORMAT_ENV).ok().as_deref());
-    let text_layer = (!json).then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
+    // Colours only for a person at a terminal, not in log files.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let text_layer = (!json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_ansi(ansi)
+            .with_writer(std::io::stderr)
+    });
     let json_layer = json.then(|| {
         tracing_subscriber::fmt::layer()
             .json()
