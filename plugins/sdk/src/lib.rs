@@ -12,6 +12,8 @@
 //!   graceful shutdown) and the environment the kernel's supervisor sets.
 //! - [`telemetry`]: tracing to stderr and OpenTelemetry export.
 
+#![warn(missing_docs)]
+
 pub mod client;
 pub mod controller;
 pub mod informer;
