@@ -1,7 +1,8 @@
 //! The handshake line a plugin prints on stdout once it serves:
 //! `KERNO_PLUGIN <protocol version> <endpoint>`, for example
 //! `KERNO_PLUGIN 1 unix:///run/kerno/plugins/dns.sock` or
-//! `KERNO_PLUGIN 1 tcp://127.0.0.1:40123`.
+//! `KERNO_PLUGIN 1 tcp://127.0.0.1:40123`. Words are separated by single
+//! spaces, so a socket path must not contain spaces.
 
 use std::fmt;
 use std::net::SocketAddr;
