@@ -1,5 +1,10 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tonic_prost_build::configure()
-        .compile_protos(&["proto/kerno/kernel/v1/kernel.proto"], &["proto"])?;
+    tonic_prost_build::configure().compile_protos(
+        &[
+            "proto/kerno/kernel/v1/kernel.proto",
+            "proto/kerno/plugin/v1/plugin.proto",
+        ],
+        &["proto"],
+    )?;
     Ok(())
 }

@@ -10,3 +10,13 @@ pub mod kernel {
         tonic::include_proto!("kerno.kernel.v1");
     }
 }
+
+/// `kerno.plugin.v1`: how plugins join a cluster (the kernel's `PluginRegistry`,
+/// the `Plugin` service every plugin serves, and the stdout handshake line).
+pub mod plugin {
+    /// Version 1 of the plugin protocol.
+    #[allow(missing_docs, clippy::all)]
+    pub mod v1 {
+        tonic::include_proto!("kerno.plugin.v1");
+    }
+}
