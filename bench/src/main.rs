@@ -37,7 +37,11 @@ pub struct Args {
     watch_writes: usize,
     /// Measurements to run, comma-separated: throughput, fanout (over gRPC,
     /// and inside the kernel process), memory.
-    #[arg(long, value_delimiter = ',', default_value = "throughput,fanout,memory")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "throughput,fanout,memory"
+    )]
     only: Vec<String>,
 }
 

@@ -391,12 +391,26 @@ pub async fn fan_out_in_process(args: &Args) -> Result<()> {
     use kerno_kernel::server::{KernelOptions, StoreChoice, start};
     use kerno_kernel::service::{Target, WatchOptions, WriteOptions, write::Part};
     let dir = tempfile::tempdir()?;
-    let opts = KernelOptions::new(dir.path().to_path_buf(), "127.0.0.1:0".parse()?, StoreChoice::Embedded);
+    let opts = KernelOptions::new(
+        dir.path().to_path_buf(),
+        "127.0.0.1:0".parse()?,
+        StoreChoice::Embedded,
+    );
     let kernel = start(opts).await?;
     let service = kernel.service.clone();
-    let rt = service.registry().get("", "v1", "configmaps").context("configmaps registered")?;
-    let target = Target { rt, namespace: Some("default".into()), name: None };
-    let write = WriteOptions { field_manager: "bench".into(), ..Default::default() };
+    let rt = service
+        .registry()
+        .get("", "v1", "configmaps")
+        .context("configmaps registered")?;
+    let target = Target {
+        rt,
+        namespace: Some("default".into()),
+        name: None,
+    };
+    let write = WriteOptions {
+        field_manager: "bench".into(),
+        ..Default::default()
+    };
     let hot: serde_json::Value = serde_json::from_slice(&configmap("default", "hot", 0))?;
     service.create(&target, hot, &write).await?;
     let writes = args.watch_writes;
@@ -420,12 +434,16 @@ pub async fn fan_out_in_process(args: &Args) -> Result<()> {
         }));
     }
     let started = Instant::now();
-    let one = Target { name: Some("hot".into()), ..target.clone() };
+    let one = Target {
+        name: Some("hot".into()),
+        ..target.clone()
+    };
     let writer = (service.clone(), one, write.clone());
     run(writes, 16, move |i| {
         let (service, one, write) = writer.clone();
         async move {
-            let body: serde_json::Value = serde_json::from_slice(&configmap("default", "hot", i + 1))?;
+            let body: serde_json::Value =
+                serde_json::from_slice(&configmap("default", "hot", i + 1))?;
             service.update(&one, body, Part::Main, &write).await?;
             Ok(())
         }
@@ -434,13 +452,20 @@ pub async fn fan_out_in_process(args: &Args) -> Result<()> {
     let write_time = started.elapsed();
     let mut complete = 0;
     for w in watchers {
-        if tokio::time::timeout(Duration::from_secs(120), w).await.context("watchers stalled")?? == writes {
+        if tokio::time::timeout(Duration::from_secs(120), w)
+            .await
+            .context("watchers stalled")??
+            == writes
+        {
             complete += 1;
         }
     }
     let elapsed = started.elapsed();
     let total = delivered.load(Ordering::Relaxed);
-    println!("-- watch fan-out in the kernel process: {} watchers x {writes} writes", args.watchers);
+    println!(
+        "-- watch fan-out in the kernel process: {} watchers x {writes} writes",
+        args.watchers
+    );
     println!(
         "watch events delivered       {:>9.0} events/s   ({total} events in {:.2?}; writes took {:.2?}; {complete}/{} watchers saw every write)",
         total as f64 / elapsed.as_secs_f64(),

@@ -351,7 +351,10 @@ fn open_shared(dir: &Path, path: &Path) -> Result<Shared, OpenError> {
         .map_err(|e| OpenError::Store(Error::backend(format!("create {}", dir.display()), e)))?;
     // The watch caches above hold every object already; redb's own page
     // cache (1 GiB by default) would hold them again.
-    let db = match Database::builder().set_cache_size(REDB_CACHE_BYTES).create(path) {
+    let db = match Database::builder()
+        .set_cache_size(REDB_CACHE_BYTES)
+        .create(path)
+    {
         Ok(db) => db,
         Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(OpenError::AlreadyOpen),
         Err(e) => {
