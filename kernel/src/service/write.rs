@@ -307,16 +307,34 @@ impl Service {
     ) -> Result<Value> {
         let rt = t.rt.clone();
         let key = t.key()?;
-        for _ in 0..MAX_RETRIES {
-            let kv = self
-                .store
+        // The first attempt starts from the watch cache's copy, as the
+        // Kubernetes API server does: when it is current (the common case)
+        // the write costs one store round trip; when it is stale the
+        // compare-and-swap fails and the next attempt reads the store.
+        let mut guess = match explicit_rv {
+            None => self.cache(&rt).await?.get(&key),
+            Some(rv) => self
+                .cache(&rt)
+                .await?
                 .get(&key)
-                .await
-                .map_err(|e| store_error(t, e))?
-                .ok_or_else(|| ApiError::NotFound(t.error_target()))?;
-            let current = decode(&rt, &kv)?;
+                .filter(|o| o.revision == rv),
+        };
+        for _ in 0..MAX_RETRIES {
+            let from_cache = guess.is_some();
+            let (current, mod_revision) = match guess.take() {
+                Some(cached) => (cached.value(), cached.revision),
+                None => {
+                    let kv = self
+                        .store
+                        .get(&key)
+                        .await
+                        .map_err(|e| store_error(t, e))?
+                        .ok_or_else(|| ApiError::NotFound(t.error_target()))?;
+                    (decode(&rt, &kv)?, kv.mod_revision)
+                }
+            };
             if let Some(rv) = explicit_rv
-                && rv != kv.mod_revision
+                && rv != mod_revision
             {
                 return Err(ApiError::Conflict {
                     target: t.error_target(),
@@ -325,6 +343,11 @@ impl Service {
             }
             let mut next = change(&current)?;
             self.merge_immutable(t, &current, &mut next, part)?;
+            if next == current && from_cache {
+                // "Nothing to do" must be judged against the store, not a
+                // cache that may lag it.
+                continue;
+            }
             if next == current {
                 // Nothing changed: no write, no new resourceVersion.
                 return Ok(current);
@@ -344,12 +367,12 @@ impl Service {
             let result = if finalized {
                 // The last finalizer is gone: the pending deletion completes.
                 self.store
-                    .delete(&key, Some(kv.mod_revision))
+                    .delete(&key, Some(mod_revision))
                     .await
                     .map(|_| None)
             } else {
                 self.store
-                    .update(&key, encode(&next)?, kv.mod_revision)
+                    .update(&key, encode(&next)?, mod_revision)
                     .await
                     .map(Some)
             };
@@ -632,22 +655,32 @@ impl Service {
     }
 
     /// NamespaceLifecycle: new objects only in existing, active namespaces.
+    /// The namespace is read from its watch cache; only when the cache does
+    /// not know it (created a moment ago) is the store asked.
     async fn check_namespace_accepts(&self, ns: &str) -> Result<()> {
         let key = format!("/registry/core/namespaces/{ns}");
-        let kv =
-            self.store.get(&key).await.map_err(|e| {
-                ApiError::ServiceUnavailable(format!("the store is unavailable: {e}"))
-            })?;
-        let Some(kv) = kv else {
-            return Err(ApiError::NotFound(crate::error::ErrorTarget {
-                group: String::new(),
-                resource: "namespaces".into(),
-                kind: "Namespace".into(),
-                name: ns.to_owned(),
-            }));
+        let cached = match self.registry.get("", "v1", "namespaces") {
+            Some(rt) => self.cache(&rt).await?.get(&key).map(|o| o.value()),
+            None => None,
         };
-        let obj: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
-        if meta::meta_str(&obj, "deletionTimestamp").is_some() {
+        let namespace = match cached {
+            Some(obj) => obj,
+            None => {
+                let kv = self.store.get(&key).await.map_err(|e| {
+                    ApiError::ServiceUnavailable(format!("the store is unavailable: {e}"))
+                })?;
+                let Some(kv) = kv else {
+                    return Err(ApiError::NotFound(crate::error::ErrorTarget {
+                        group: String::new(),
+                        resource: "namespaces".into(),
+                        kind: "Namespace".into(),
+                        name: ns.to_owned(),
+                    }));
+                };
+                serde_json::from_slice(&kv.value).unwrap_or(Value::Null)
+            }
+        };
+        if meta::meta_str(&namespace, "deletionTimestamp").is_some() {
             return Err(ApiError::Forbidden(format!(
                 "unable to create new content in namespace {ns} because it is being terminated"
             )));

@@ -154,6 +154,12 @@ impl WatchCache {
         &self.shared.rt
     }
 
+    /// The cached object at a store key, as of the cache's revision (which
+    /// may lag the store: callers that need the latest must check).
+    pub fn get(&self, key: &str) -> Option<Arc<CachedObject>> {
+        self.shared.read().objects.get(key).cloned()
+    }
+
     /// The revision the cache has applied.
     pub fn revision(&self) -> Revision {
         *self.shared.applied.borrow()
