@@ -282,29 +282,15 @@ pub async fn fan_out(args: &Args, kernel: &KernelProcess) -> Result<()> {
     })
     .await?;
     let write_time = started.elapsed();
-    let mut complete = 0;
-    for w in watchers {
-        if tokio::time::timeout(Duration::from_secs(120), w)
-            .await
-            .context("watchers stalled")??
-            == writes
-        {
-            complete += 1;
-        }
-    }
-    let elapsed = started.elapsed();
-    let total = delivered.load(Ordering::Relaxed);
-    println!(
-        "-- watch fan-out: {} watchers x {writes} writes",
-        args.watchers
-    );
-    println!(
-        "watch events delivered       {:>9.0} events/s   ({total} events in {:.2?}; writes took {:.2?}; {complete}/{} watchers saw every write)",
-        total as f64 / elapsed.as_secs_f64(),
-        elapsed,
+    report_fan_out(
+        "watch fan-out over gRPC",
+        args,
+        watchers,
+        &delivered,
+        started,
         write_time,
-        args.watchers
-    );
+    )
+    .await?;
     Ok(())
 }
 
@@ -450,6 +436,29 @@ pub async fn fan_out_in_process(args: &Args) -> Result<()> {
     })
     .await?;
     let write_time = started.elapsed();
+    report_fan_out(
+        "watch fan-out in the kernel process",
+        args,
+        watchers,
+        &delivered,
+        started,
+        write_time,
+    )
+    .await?;
+    kernel.stop();
+    Ok(())
+}
+
+/// Waits for every watcher and prints the delivered-events rate.
+async fn report_fan_out(
+    label: &str,
+    args: &Args,
+    watchers: Vec<tokio::task::JoinHandle<usize>>,
+    delivered: &AtomicUsize,
+    started: Instant,
+    write_time: Duration,
+) -> Result<()> {
+    let writes = args.watch_writes;
     let mut complete = 0;
     for w in watchers {
         if tokio::time::timeout(Duration::from_secs(120), w)
@@ -462,10 +471,7 @@ pub async fn fan_out_in_process(args: &Args) -> Result<()> {
     }
     let elapsed = started.elapsed();
     let total = delivered.load(Ordering::Relaxed);
-    println!(
-        "-- watch fan-out in the kernel process: {} watchers x {writes} writes",
-        args.watchers
-    );
+    println!("-- {label}: {} watchers x {writes} writes", args.watchers);
     println!(
         "watch events delivered       {:>9.0} events/s   ({total} events in {:.2?}; writes took {:.2?}; {complete}/{} watchers saw every write)",
         total as f64 / elapsed.as_secs_f64(),
@@ -473,6 +479,5 @@ pub async fn fan_out_in_process(args: &Args) -> Result<()> {
         write_time,
         args.watchers
     );
-    kernel.stop();
     Ok(())
 }

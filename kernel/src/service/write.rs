@@ -135,16 +135,8 @@ impl Service {
         let mut obj = obj;
         self.place_in_namespace(t, &mut obj)?;
         let explicit_rv = meta::resource_version(&obj)?;
-        if explicit_rv.is_none() && !unconditional_update_allowed(&t.rt) {
-            return Err(ApiError::Invalid {
-                target: t.error_target(),
-                causes: vec![crate::error::FieldError::invalid(
-                    "metadata.resourceVersion",
-                    &Value::String(String::new()),
-                    "must be specified for an update",
-                )],
-            });
-        }
+        // Without a resourceVersion the update is unconditional, which
+        // Kubernetes allows for every built-in type.
         let object = self
             .modify(t, part, opts, explicit_rv, true, |_current| Ok(obj.clone()))
             .await?;
@@ -844,11 +836,6 @@ fn generated_name(prefix: &str) -> String {
         .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
         .collect();
     format!("{prefix}{suffix}")
-}
-
-/// Kubernetes allows updates without a resourceVersion for most types.
-fn unconditional_update_allowed(_rt: &ResourceType) -> bool {
-    true
 }
 
 fn parse_patch_body(patch_type: PatchType, body: &[u8]) -> Result<Value> {
