@@ -127,6 +127,17 @@ fn row<'a>(table: &'a str, name: &str) -> Vec<&'a str> {
 #[test]
 fn kubectl_drives_the_kernel() {
     let k = Kerno::up().expect("kerno up");
+    let replicas = || {
+        k.kubectl_ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-n",
+            "demo",
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ])
+    };
 
     // version: server reports 1.33, within kubectl 1.32's skew.
     let version = k.kubectl_ok(&["version"]);
@@ -204,16 +215,7 @@ fn kubectl_drives_the_kernel() {
         "jsonpath={.data.password}",
     ]);
     assert_eq!(secret, "czNjcjN0", "stringData becomes base64 data");
-    let replicas = k.kubectl_ok(&[
-        "get",
-        "deploy",
-        "web",
-        "-n",
-        "demo",
-        "-o",
-        "jsonpath={.spec.replicas}",
-    ]);
-    assert_eq!(replicas, "2");
+    assert_eq!(replicas(), "2");
     let strategy = k.kubectl_ok(&[
         "get",
         "deploy",
@@ -305,18 +307,7 @@ fn kubectl_drives_the_kernel() {
         ])
         .contains("patched")
     );
-    assert_eq!(
-        k.kubectl_ok(&[
-            "get",
-            "deploy",
-            "web",
-            "-n",
-            "demo",
-            "-o",
-            "jsonpath={.spec.replicas}"
-        ]),
-        "3"
-    );
+    assert_eq!(replicas(), "3");
     assert!(
         k.kubectl_ok(&[
             "patch",
@@ -330,18 +321,7 @@ fn kubectl_drives_the_kernel() {
         ])
         .contains("patched")
     );
-    assert_eq!(
-        k.kubectl_ok(&[
-            "get",
-            "deploy",
-            "web",
-            "-n",
-            "demo",
-            "-o",
-            "jsonpath={.spec.replicas}"
-        ]),
-        "4"
-    );
+    assert_eq!(replicas(), "4");
     let strategic =
         r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"busybox:1.37"}]}}}}"#;
     assert!(
@@ -380,18 +360,7 @@ fn kubectl_drives_the_kernel() {
         k.kubectl_ok(&["scale", "deployment", "web", "-n", "demo", "--replicas=5"])
             .contains("deployment.apps/web scaled")
     );
-    assert_eq!(
-        k.kubectl_ok(&[
-            "get",
-            "deploy",
-            "web",
-            "-n",
-            "demo",
-            "-o",
-            "jsonpath={.spec.replicas}"
-        ]),
-        "5"
-    );
+    assert_eq!(replicas(), "5");
 
     // Server-side apply, with a conflict against the other managers.
     let ssa = r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web","namespace":"demo"},"spec":{"replicas":7}}"#;
@@ -419,18 +388,7 @@ fn kubectl_drives_the_kernel() {
         "{}",
         String::from_utf8_lossy(&forced.stderr)
     );
-    assert_eq!(
-        k.kubectl_ok(&[
-            "get",
-            "deploy",
-            "web",
-            "-n",
-            "demo",
-            "-o",
-            "jsonpath={.spec.replicas}"
-        ]),
-        "7"
-    );
+    assert_eq!(replicas(), "7");
     let managers = k.kubectl_ok(&[
         "get",
         "deploy",
