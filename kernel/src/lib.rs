@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod kubeconfig;
 pub mod patch;
+pub mod plugins;
 pub mod registry;
 pub mod selector;
 pub mod server;

@@ -157,6 +157,9 @@ pub async fn start(opts: KernelOptions) -> Result<RunningKernel, StartError> {
         openapi: crate::api::openapi::OpenApiCache::default(),
     });
     let grpc = tonic::service::Routes::new(KernelApi::new(service.clone()).into_server())
+        .add_service(
+            crate::plugins::registry::PluginRegistryApi::new(service.clone()).into_server(),
+        )
         .prepare()
         .into_axum_router();
     let rest = rest::router(rest_state);
