@@ -186,14 +186,10 @@ pub fn pod_row(pod: &Value, now: DateTime<Utc>) -> Vec<Value> {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
-
     use super::*;
 
     fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2025, 1, 10, 12, 0, 0)
-            .single()
-            .unwrap_or_default()
+        crate::registry::tables::test_now()
     }
 
     fn pod(status: Value) -> Value {

@@ -74,6 +74,30 @@ pub fn since(v: Option<&Value>, now: DateTime<Utc>) -> String {
     }
 }
 
+/// Time since the timestamp at `pointer`, `<none>` when it is unset (as
+/// kubectl shows LAST SCHEDULE or a missing heartbeat).
+pub fn since_or_none(obj: &Value, pointer: &str, now: DateTime<Utc>) -> String {
+    match obj.pointer(pointer).filter(|v| !v.is_null()) {
+        Some(t) => since(Some(t), now),
+        None => "<none>".to_owned(),
+    }
+}
+
+/// `ready/desired` replicas, as the READY column of workloads shows it.
+pub fn ready_fraction(obj: &Value) -> Value {
+    let ready = int_at(obj, "/status/readyReplicas");
+    json!(format!("{ready}/{}", int_at(obj, "/spec/replicas")))
+}
+
+/// The fixed clock of the table tests.
+#[cfg(test)]
+pub(crate) fn test_now() -> DateTime<Utc> {
+    use chrono::TimeZone;
+    Utc.with_ymd_and_hms(2025, 1, 10, 12, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
 /// The AGE cell of an object.
 pub fn age(obj: &Value, now: DateTime<Utc>) -> Value {
     json!(since(obj.pointer("/metadata/creationTimestamp"), now))
@@ -528,14 +552,10 @@ pub fn event_row(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
-
     use super::*;
 
     fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2025, 1, 10, 12, 0, 0)
-            .single()
-            .unwrap_or_default()
+        crate::registry::tables::test_now()
     }
 
     #[test]

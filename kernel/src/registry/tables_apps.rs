@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::Column;
-use super::tables::{age, arr_at, cols, format_selector, int_at, name, since, str_at};
+use super::tables::{
+    age, arr_at, cols, format_selector, int_at, name, ready_fraction, since_or_none, str_at,
+};
 
 fn containers_images(obj: &Value, pod_spec: &str) -> (Value, Value) {
     let containers = arr_at(obj, &format!("{pod_spec}/containers"));
@@ -32,11 +34,7 @@ pub fn deployment_row(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
     let (c, i) = containers_images(obj, "/spec/template/spec");
     vec![
         name(obj),
-        json!(format!(
-            "{}/{}",
-            int_at(obj, "/status/readyReplicas"),
-            int_at(obj, "/spec/replicas")
-        )),
+        ready_fraction(obj),
         json!(int_at(obj, "/status/updatedReplicas")),
         json!(int_at(obj, "/status/availableReplicas")),
         age(obj, now),
@@ -126,17 +124,7 @@ pub fn statefulset_columns() -> Vec<Column> {
 /// StatefulSet row.
 pub fn statefulset_row(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
     let (c, i) = containers_images(obj, "/spec/template/spec");
-    vec![
-        name(obj),
-        json!(format!(
-            "{}/{}",
-            int_at(obj, "/status/readyReplicas"),
-            int_at(obj, "/spec/replicas")
-        )),
-        age(obj, now),
-        c,
-        i,
-    ]
+    vec![name(obj), ready_fraction(obj), age(obj, now), c, i]
 }
 
 /// Jobs.
@@ -225,13 +213,7 @@ pub fn cronjob_columns() -> Vec<Column> {
 
 /// CronJob row.
 pub fn cronjob_row(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
-    let last = match obj
-        .pointer("/status/lastScheduleTime")
-        .filter(|v| !v.is_null())
-    {
-        Some(t) => since(Some(t), now),
-        None => "<none>".to_owned(),
-    };
+    let last = since_or_none(obj, "/status/lastScheduleTime", now);
     let (c, i) = containers_images(obj, "/spec/jobTemplate/spec/template/spec");
     vec![
         name(obj),
@@ -255,14 +237,11 @@ pub fn cronjob_row(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
 
     use super::*;
 
     fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2025, 1, 10, 12, 0, 0)
-            .single()
-            .unwrap_or_default()
+        crate::registry::tables::test_now()
     }
 
     #[test]

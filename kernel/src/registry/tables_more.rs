@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::Column;
-use super::tables::{age, arr_at, cols, format_selector, int_at, name, since, str_at};
+use super::tables::{age, arr_at, cols, format_selector, int_at, name, since_or_none, str_at};
 
 /// Ingresses.
 pub fn ingress_columns() -> Vec<Column> {
@@ -388,13 +388,7 @@ pub fn plugin_columns() -> Vec<Column> {
 
 /// Plugin row.
 pub fn plugin_row(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
-    let heartbeat = match obj
-        .pointer("/status/lastHeartbeatTime")
-        .filter(|v| !v.is_null())
-    {
-        Some(t) => since(Some(t), now),
-        None => "<none>".to_owned(),
-    };
+    let heartbeat = since_or_none(obj, "/status/lastHeartbeatTime", now);
     vec![
         name(obj),
         json!(str_at(obj, "/spec/kind", "")),
@@ -409,14 +403,11 @@ pub fn plugin_row(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
 
     use super::*;
 
     fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2025, 1, 10, 12, 0, 0)
-            .single()
-            .unwrap_or_default()
+        crate::registry::tables::test_now()
     }
 
     #[test]
