@@ -3,6 +3,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &[
             "proto/kerno/kernel/v1/kernel.proto",
             "proto/kerno/plugin/v1/plugin.proto",
+            "proto/kerno/runtime/v1/runtime.proto",
+            "proto/kerno/network/v1/network.proto",
         ],
         &["proto"],
     )?;

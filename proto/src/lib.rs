@@ -20,3 +20,23 @@ pub mod plugin {
         tonic::include_proto!("kerno.plugin.v1");
     }
 }
+
+/// `kerno.runtime.v1`: the node's container runtime driver (CRI-like), served
+/// by `cri-containerd` to the kubelet on a unix socket.
+pub mod runtime {
+    /// Version 1 of the runtime protocol.
+    #[allow(missing_docs, clippy::all)]
+    pub mod v1 {
+        tonic::include_proto!("kerno.runtime.v1");
+    }
+}
+
+/// `kerno.network.v1`: the node's pod network driver (CNI-like), served by
+/// `cni-bridge` to the kubelet on a unix socket.
+pub mod network {
+    /// Version 1 of the network protocol.
+    #[allow(missing_docs, clippy::all)]
+    pub mod v1 {
+        tonic::include_proto!("kerno.network.v1");
+    }
+}
