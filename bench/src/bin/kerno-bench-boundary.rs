@@ -95,10 +95,10 @@ fn start_plugin(kernel: &KernelProcess, seen: Seen) -> Result<PluginProcess> {
                 let _ = ready_tx.send(());
             } else if let Some(rest) = line.strip_prefix("R ") {
                 let mut parts = rest.split(' ');
-                if let (Some(key), Some(Ok(at))) = (parts.next(), parts.next().map(str::parse)) {
-                    if let Ok(mut seen) = seen.lock() {
-                        seen.entry(key.to_owned()).or_insert(at);
-                    }
+                if let (Some(key), Some(Ok(at))) = (parts.next(), parts.next().map(str::parse))
+                    && let Ok(mut seen) = seen.lock()
+                {
+                    seen.entry(key.to_owned()).or_insert(at);
                 }
             }
         }
