@@ -5,6 +5,7 @@
 //! - [`rules`]: what one rule allows.
 //! - [`policy`]: a compiled snapshot of all RBAC objects and the decision.
 
+pub mod bootstrap;
 pub mod policy;
 pub mod rules;
 
