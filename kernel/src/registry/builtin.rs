@@ -298,6 +298,7 @@ pub fn builtin_types() -> Vec<ResourceType> {
         )
         .build::<rbac::v1::RoleBinding>(
             Hooks::new(NameRule::PathSegment)
+                .default(d::binding_subjects)
                 .validate(rbac_rules::role_binding)
                 .table(tm::binding_columns, tm::binding_row),
         ),
@@ -309,6 +310,7 @@ pub fn builtin_types() -> Vec<ResourceType> {
         )
         .build::<rbac::v1::ClusterRoleBinding>(
             Hooks::new(NameRule::PathSegment)
+                .default(d::binding_subjects)
                 .validate(rbac_rules::cluster_role_binding)
                 .table(tm::binding_columns, tm::binding_row),
         ),

@@ -312,6 +312,27 @@ pub fn pv(obj: &mut Value) {
     }
 }
 
+/// RoleBinding and ClusterRoleBinding: a User or Group subject without an
+/// apiGroup gets `rbac.authorization.k8s.io`, as Kubernetes defaults it.
+pub fn binding_subjects(obj: &mut Value) {
+    let Some(subjects) = obj.get_mut("subjects").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for subject in subjects.iter_mut().filter_map(Value::as_object_mut) {
+        let kind = subject
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let group_missing = subject
+            .get("apiGroup")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
+        if group_missing && (kind == "User" || kind == "Group") {
+            subject.insert("apiGroup".into(), json!("rbac.authorization.k8s.io"));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,5 +456,18 @@ mod tests {
             sts["spec"]["updateStrategy"]["rollingUpdate"]["partition"],
             0
         );
+    }
+
+    #[test]
+    fn binding_subjects_get_the_rbac_group_for_users_and_groups() {
+        let mut b = json!({"subjects": [
+            {"kind": "User", "name": "alice"},
+            {"kind": "Group", "name": "dev", "apiGroup": ""},
+            {"kind": "ServiceAccount", "name": "default", "namespace": "ns"}
+        ]});
+        binding_subjects(&mut b);
+        assert_eq!(b["subjects"][0]["apiGroup"], "rbac.authorization.k8s.io");
+        assert_eq!(b["subjects"][1]["apiGroup"], "rbac.authorization.k8s.io");
+        assert!(b["subjects"][2].get("apiGroup").is_none());
     }
 }

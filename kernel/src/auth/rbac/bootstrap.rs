@@ -410,6 +410,39 @@ fn plugin_roles() -> Vec<(&'static str, Vec<Value>)> {
     ]
 }
 
+/// Creates the default objects that are missing (an administrator's edits
+/// to existing ones are kept, as Kubernetes does without auto-reconcile).
+pub async fn ensure_default_objects(
+    service: &crate::service::Service,
+) -> Result<(), crate::error::ApiError> {
+    use crate::error::ApiError;
+    use crate::service::{Target, WriteOptions};
+    let opts = WriteOptions {
+        field_manager: "kerno".into(),
+        ..Default::default()
+    };
+    for obj in default_objects() {
+        let plural = match obj["kind"].as_str() {
+            Some("ClusterRole") => "clusterroles",
+            _ => "clusterrolebindings",
+        };
+        let rt = service
+            .registry()
+            .get("rbac.authorization.k8s.io", "v1", plural)
+            .ok_or_else(|| ApiError::Internal(format!("{plural} are not registered")))?;
+        let target = Target {
+            rt,
+            namespace: None,
+            name: None,
+        };
+        match service.create(&target, obj, &opts).await {
+            Ok(_) | Err(ApiError::AlreadyExists(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

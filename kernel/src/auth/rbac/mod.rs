@@ -5,9 +5,11 @@
 //! - [`rules`]: what one rule allows.
 //! - [`policy`]: a compiled snapshot of all RBAC objects and the decision.
 
+pub mod authorizer;
 pub mod bootstrap;
 pub mod policy;
 pub mod rules;
 
+pub use authorizer::RbacAuthorizer;
 pub use policy::{Decision, Policy};
 pub use rules::Attributes;
