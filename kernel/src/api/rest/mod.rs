@@ -6,7 +6,7 @@
 //! `/api/v1/namespaces/x/pods` a collection) and calls the service layer.
 
 mod format;
-mod path;
+pub mod path;
 pub mod protobuf;
 mod resource;
 mod watch;

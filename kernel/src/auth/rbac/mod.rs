@@ -8,6 +8,7 @@
 pub mod authorizer;
 pub mod bootstrap;
 pub mod policy;
+pub mod review;
 pub mod rules;
 
 pub use authorizer::RbacAuthorizer;
