@@ -155,6 +155,7 @@ pub async fn start(opts: KernelOptions) -> Result<RunningKernel, StartError> {
     let rest_state = Arc::new(RestState {
         service: service.clone(),
         openapi: crate::api::openapi::OpenApiCache::default(),
+        authorizer: None,
     });
     let grpc = tonic::service::Routes::new(KernelApi::new(service.clone()).into_server())
         .add_service(

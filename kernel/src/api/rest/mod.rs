@@ -9,6 +9,7 @@ mod format;
 pub mod path;
 pub mod protobuf;
 mod resource;
+mod reviews;
 mod watch;
 
 use std::sync::Arc;
@@ -30,6 +31,8 @@ pub struct RestState {
     pub service: Arc<Service>,
     /// Cached OpenAPI documents.
     pub openapi: openapi::OpenApiCache,
+    /// RBAC, when authorization is on.
+    pub authorizer: Option<Arc<crate::auth::rbac::RbacAuthorizer>>,
 }
 
 /// Largest request body accepted (as Kubernetes: 3 MiB).
@@ -47,6 +50,7 @@ pub fn router(state: Arc<RestState>) -> Router {
         .route("/openapi/v2", get(openapi_v2))
         .route("/openapi/v3", get(openapi_v3_index))
         .route("/openapi/v3/{*path}", get(openapi_v3_doc))
+        .merge(reviews::routes())
         .fallback(fallback)
         .with_state(state)
 }

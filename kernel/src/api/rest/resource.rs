@@ -237,7 +237,7 @@ fn accept(headers: &HeaderMap) -> &str {
         .unwrap_or_default()
 }
 
-async fn read_body(body: axum::body::Body) -> Result<bytes::Bytes> {
+pub(super) async fn read_body(body: axum::body::Body) -> Result<bytes::Bytes> {
     axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|_| {
@@ -248,7 +248,7 @@ async fn read_body(body: axum::body::Body) -> Result<bytes::Bytes> {
 }
 
 /// Decodes a JSON, YAML or Kubernetes protobuf body into an object.
-fn parse_object(headers: &HeaderMap, body: &[u8]) -> Result<Value> {
+pub(super) fn parse_object(headers: &HeaderMap, body: &[u8]) -> Result<Value> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
