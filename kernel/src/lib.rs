@@ -3,6 +3,7 @@
 //! Requests enter through [`api`] (REST for kubectl, gRPC for plugins), are
 //! served by one [`service`] layer over the [`registry`] of types, read from
 //! the per-type [`watch`] caches and write to the [`store`].
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod config;
