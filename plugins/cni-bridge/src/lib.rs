@@ -105,7 +105,7 @@ async fn run_plugin(config: Config) -> Result<(), RunError> {
             if cell.get().is_none() {
                 let network = tokio::select! {
                     n = node_pod_network(&ctx, config.node_name.as_deref().unwrap_or_default()) => n?,
-                    () = ctx.shutdown.wait() => return Ok(()),
+                    _ = ctx.shutdown.wait() => return Ok(()),
                 };
                 let driver = start_driver(&config, network).await?;
                 let _ = cell.set(driver);
