@@ -26,7 +26,9 @@ fn unique_suffix() -> String {
         .unwrap_or_default();
     let mixed = nanos
         ^ std::process::id().rotate_left(16)
-        ^ COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9e37_79b9);
+        ^ COUNTER
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9e37_79b9);
     format!("{mixed:08x}")
 }
 

@@ -226,3 +226,105 @@ pub fn routes_to_other_nodes(
     routes.dedup_by_key(|r| r.pod_cidr);
     routes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::fake::FakeDataplane;
+
+    async fn driver(dir: &std::path::Path) -> (Driver, Arc<FakeDataplane>) {
+        let config = Config::from_json(&serde_json::json!({
+            "podCIDR": "10.7.0.0/24", "nodeName": "me", "stateDir": dir
+        }))
+        .unwrap();
+        let fake = Arc::new(FakeDataplane::default());
+        let network = PodNetwork::parse("10.7.0.0/24").unwrap();
+        let d = Driver::start(config, network, fake.clone()).await.unwrap();
+        (d, fake)
+    }
+
+    fn set_up_req(sandbox: &str) -> pb::SetUpRequest {
+        pb::SetUpRequest {
+            sandbox_id: sandbox.into(),
+            netns_path: format!("/run/netns/{sandbox}"),
+            pod: None,
+            interface_name: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn set_up_is_idempotent_and_tear_down_frees() {
+        let dir = tempfile::tempdir().unwrap();
+        let (d, fake) = driver(dir.path()).await;
+        assert_eq!(
+            fake.snapshot()
+                .bridges
+                .get("kerno0")
+                .map(ToString::to_string),
+            Some("10.7.0.1/24".into())
+        );
+        let a = d.set_up(set_up_req("a")).await.unwrap();
+        assert_eq!(a.ips, ["10.7.0.2"]);
+        assert_eq!(
+            (a.gateway.as_str(), a.interface_name.as_str()),
+            ("10.7.0.1", "eth0")
+        );
+        assert_eq!(d.set_up(set_up_req("a")).await.unwrap(), a);
+        let link = fake.snapshot().pods[&dataplane::host_veth_name("a")].clone();
+        assert_eq!(link.address.to_string(), "10.7.0.2/24");
+        assert!(link.hairpin);
+        d.tear_down(pb::TearDownRequest {
+            sandbox_id: "a".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        assert!(fake.snapshot().pods.is_empty());
+        assert!(matches!(d.status("a"), Err(DriverError::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn refuses_empty_ids_and_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let (d, _) = driver(dir.path()).await;
+        let mut req = set_up_req("");
+        assert!(matches!(
+            d.set_up(req.clone()).await,
+            Err(DriverError::InvalidArgument(_))
+        ));
+        req.sandbox_id = "x".into();
+        req.netns_path.clear();
+        assert!(matches!(
+            d.set_up(req).await,
+            Err(DriverError::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn routes_skip_this_node_and_non_ipv4() {
+        let own = PodNetwork::parse("10.7.0.0/24").unwrap();
+        let node = |name: &str, cidr: &str, ip: &str| pb::NodeRoute {
+            node_name: name.into(),
+            pod_cidr: cidr.into(),
+            node_ip: ip.into(),
+        };
+        let routes = routes_to_other_nodes(
+            &[
+                node("me", "10.7.0.0/24", "192.168.0.1"),
+                node("other-same-cidr", "10.7.0.0/24", "192.168.0.9"),
+                node("b", "10.7.1.0/24", "192.168.0.2"),
+                node("v6", "fd00::/64", "fd00::1"),
+                node("no-ip", "10.7.2.0/24", ""),
+            ],
+            Some("me"),
+            own,
+        );
+        assert_eq!(
+            routes,
+            [NodeRoute {
+                pod_cidr: "10.7.1.0/24".parse().unwrap(),
+                via: Ipv4Addr::new(192, 168, 0, 2),
+            }]
+        );
+    }
+}

@@ -72,8 +72,9 @@ async fn start_driver(config: &Config, network: PodNetwork) -> Result<Arc<Driver
 /// Runs the driver as the environment says (see the crate docs).
 pub async fn run_from_env() -> Result<(), RunError> {
     let raw = match std::env::var(env::PLUGIN_CONFIG) {
-        Ok(json) if !json.trim().is_empty() => serde_json::from_str(&json)
-            .map_err(|e| RunError::Config(ConfigError::Json(e)))?,
+        Ok(json) if !json.trim().is_empty() => {
+            serde_json::from_str(&json).map_err(|e| RunError::Config(ConfigError::Json(e)))?
+        }
         _ => serde_json::json!({}),
     };
     let config = Config::from_json(&raw)?;
@@ -166,8 +167,8 @@ async fn run_standalone(
     let serve_err = |e: &dyn std::fmt::Display| RunError::Serve(e.to_string());
     match socket_dir {
         Some(dir) => {
-            let path = std::path::absolute(dir.join(format!("{name}.sock")))
-                .map_err(|e| serve_err(&e))?;
+            let path =
+                std::path::absolute(dir.join(format!("{name}.sock"))).map_err(|e| serve_err(&e))?;
             // A socket left by a previous run would make bind fail.
             let _ = std::fs::remove_file(&path);
             let listener = tokio::net::UnixListener::bind(&path)

@@ -77,7 +77,9 @@ impl pb::network_server::Network for NetworkService {
         request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::SetUpResponse>, Status> {
         let driver = self.driver()?;
-        Ok(Response::new(driver.status(&request.into_inner().sandbox_id)?))
+        Ok(Response::new(
+            driver.status(&request.into_inner().sandbox_id)?,
+        ))
     }
 
     async fn sync_routes(

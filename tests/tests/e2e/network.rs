@@ -36,7 +36,13 @@ impl Node {
             "standalone": true,
         });
         let driver = ns
-            .spawn_plugin("kerno-cni-bridge", "cni-bridge", config, sockets.path(), None)
+            .spawn_plugin(
+                "kerno-cni-bridge",
+                "cni-bridge",
+                config,
+                sockets.path(),
+                None,
+            )
             .expect("start kerno-cni-bridge in the node's namespace");
         let client = NetworkClient::new(unix_channel(driver.socket()).await.expect("channel"));
         Node {
@@ -49,7 +55,8 @@ impl Node {
     }
 
     async fn reconnect(&mut self) {
-        self.client = NetworkClient::new(unix_channel(self.driver.socket()).await.expect("channel"));
+        self.client =
+            NetworkClient::new(unix_channel(self.driver.socket()).await.expect("channel"));
     }
 
     async fn set_up(&mut self, sandbox: &str, pod: &TestNetns) -> pb::SetUpResponse {
@@ -125,7 +132,10 @@ fn host_veth(sandbox: &str) -> String {
 }
 
 /// Serves `text` over HTTP on port 8080 inside `pod`.
-fn serve_http(pod: &TestNetns, text: &str) -> (kerno_tests::netns::BackgroundProcess, tempfile::TempDir) {
+fn serve_http(
+    pod: &TestNetns,
+    text: &str,
+) -> (kerno_tests::netns::BackgroundProcess, tempfile::TempDir) {
     let root = tempfile::tempdir().expect("www dir");
     std::fs::write(root.path().join("index.html"), text).expect("index.html");
     let root_path = root.path().display().to_string();
@@ -158,15 +168,27 @@ async fn pods_on_one_node_get_addresses_and_reach_each_other() {
     let mut node = Node::start("node-a", "10.244.0.0/24").await;
     let pod1 = TestNetns::create().expect("pod netns");
     let pod2 = TestNetns::create().expect("pod netns");
-    let names = vec![node.ns.name().to_owned(), pod1.name().to_owned(), pod2.name().to_owned()];
+    let names = vec![
+        node.ns.name().to_owned(),
+        pod1.name().to_owned(),
+        pod2.name().to_owned(),
+    ];
 
-    let version = node.client.version(pb::VersionRequest {}).await.expect("version").into_inner();
+    let version = node
+        .client
+        .version(pb::VersionRequest {})
+        .await
+        .expect("version")
+        .into_inner();
     assert_eq!(version.driver_name, "cni-bridge");
 
     // The bridge holds the gateway, the first host of the pod CIDR.
     assert_eq!(addresses(&node.ns, "kerno0"), ["10.244.0.1/24"]);
     assert_eq!(
-        node.ns.exec_ok(&["cat", "/proc/sys/net/ipv4/ip_forward"]).unwrap().trim(),
+        node.ns
+            .exec_ok(&["cat", "/proc/sys/net/ipv4/ip_forward"])
+            .unwrap()
+            .trim(),
         "1",
         "forwarding is on inside the node's namespace"
     );
@@ -182,12 +204,18 @@ async fn pods_on_one_node_get_addresses_and_reach_each_other() {
     }
     assert_eq!(addresses(&pod1, "eth0"), [format!("{ip1}/24")]);
     let routes = pod1.exec_ok(&["ip", "-4", "route"]).unwrap();
-    assert!(routes.contains("default via 10.244.0.1 dev eth0"), "{routes}");
+    assert!(
+        routes.contains("default via 10.244.0.1 dev eth0"),
+        "{routes}"
+    );
     let lo = pod1.exec_ok(&["ip", "link", "show", "lo"]).unwrap();
     assert!(lo.contains("UP"), "{lo}");
 
     // The host end is on the bridge, in hairpin mode.
-    let port = node.ns.exec_ok(&["ip", "-d", "link", "show", &host_veth("sandbox-one")]).unwrap();
+    let port = node
+        .ns
+        .exec_ok(&["ip", "-d", "link", "show", &host_veth("sandbox-one")])
+        .unwrap();
     assert!(port.contains("master kerno0"), "{port}");
     assert!(port.contains("hairpin on"), "{port}");
 
@@ -195,7 +223,10 @@ async fn pods_on_one_node_get_addresses_and_reach_each_other() {
     let again = node.set_up("sandbox-one", &pod1).await;
     assert_eq!(ip_of(&again), ip1);
     assert_eq!(addresses(&pod1, "eth0"), [format!("{ip1}/24")]);
-    assert_eq!(ip_of(&node.status("sandbox-one").await.expect("status")), ip1);
+    assert_eq!(
+        ip_of(&node.status("sandbox-one").await.expect("status")),
+        ip1
+    );
 
     // Pod to pod: ping and HTTP.
     pod1.exec_ok(&["busybox", "ping", "-c", "1", "-W", "3", &ip2])
@@ -208,9 +239,15 @@ async fn pods_on_one_node_get_addresses_and_reach_each_other() {
 
     // TearDown removes the veth (both ends) and frees the address.
     node.tear_down("sandbox-one", &pod1).await;
-    assert!(!link_exists(&node.ns, &host_veth("sandbox-one")), "host end left");
+    assert!(
+        !link_exists(&node.ns, &host_veth("sandbox-one")),
+        "host end left"
+    );
     assert!(!link_exists(&pod1, "eth0"), "pod end left");
-    let status = node.status("sandbox-one").await.expect_err("no address after TearDown");
+    let status = node
+        .status("sandbox-one")
+        .await
+        .expect_err("no address after TearDown");
     assert_eq!(status.code(), tonic::Code::NotFound, "{status}");
     node.tear_down("sandbox-one", &pod1).await; // again: still fine
     // The freed address goes to the next pod.
@@ -228,7 +265,10 @@ async fn pods_on_one_node_get_addresses_and_reach_each_other() {
         .await
         .expect_err("SetUp into a missing namespace fails");
     assert!(bad.message().contains("does-not-exist-kt"), "{bad}");
-    assert!(node.status("sandbox-four").await.is_err(), "a failed SetUp keeps no address");
+    assert!(
+        node.status("sandbox-four").await.is_err(),
+        "a failed SetUp keeps no address"
+    );
 
     let mut names = names;
     names.push(pod3.name().to_owned());
@@ -247,9 +287,20 @@ async fn a_restarted_driver_keeps_its_allocations() {
 
     node.driver.restart().expect("restart the driver");
     node.reconnect().await;
-    assert_eq!(ip_of(&node.status("sb-1").await.expect("status after restart")), ip1);
-    assert_eq!(ip_of(&node.set_up("sb-2", &pod2).await), ip2, "same address after restart");
-    assert_eq!(addresses(&pod2, "eth0"), [format!("{ip2}/24")], "no second address");
+    assert_eq!(
+        ip_of(&node.status("sb-1").await.expect("status after restart")),
+        ip1
+    );
+    assert_eq!(
+        ip_of(&node.set_up("sb-2", &pod2).await),
+        ip2,
+        "same address after restart"
+    );
+    assert_eq!(
+        addresses(&pod2, "eth0"),
+        [format!("{ip2}/24")],
+        "no second address"
+    );
     let ip3 = ip_of(&node.set_up("sb-3", &pod3).await);
     assert!(ip3 != ip1 && ip3 != ip2, "{ip3} is held by another sandbox");
 
@@ -258,7 +309,10 @@ async fn a_restarted_driver_keeps_its_allocations() {
     node.driver.restart().expect("restart the driver");
     node.reconnect().await;
     assert_eq!(
-        node.status("sb-1").await.expect_err("released before the restart").code(),
+        node.status("sb-1")
+            .await
+            .expect_err("released before the restart")
+            .code(),
         tonic::Code::NotFound
     );
     let files: Vec<String> = std::fs::read_dir(node.state_dir.path().join("allocations"))
@@ -276,50 +330,98 @@ async fn a_restarted_driver_keeps_its_allocations() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pods_on_two_nodes_reach_each_other_through_synced_routes() {
-    let root_forwarding = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap_or_default();
+    let root_forwarding =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap_or_default();
     let mut a = Node::start("node-a", "10.244.0.0/24").await;
     let mut b = Node::start("node-b", "10.244.1.0/24").await;
     // The "wire" between the nodes: a veth pair from A's namespace into B's.
-    a.ns.exec_ok(&["ip", "link", "add", "wire-a", "type", "veth", "peer", "name", "wire-b", "netns", b.ns.name()])
-        .expect("wire between the nodes");
-    a.ns.exec_ok(&["ip", "addr", "add", "192.168.77.1/30", "dev", "wire-a"]).unwrap();
-    a.ns.exec_ok(&["ip", "link", "set", "wire-a", "up"]).unwrap();
-    b.ns.exec_ok(&["ip", "addr", "add", "192.168.77.2/30", "dev", "wire-b"]).unwrap();
-    b.ns.exec_ok(&["ip", "link", "set", "wire-b", "up"]).unwrap();
+    a.ns.exec_ok(&[
+        "ip",
+        "link",
+        "add",
+        "wire-a",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "wire-b",
+        "netns",
+        b.ns.name(),
+    ])
+    .expect("wire between the nodes");
+    a.ns.exec_ok(&["ip", "addr", "add", "192.168.77.1/30", "dev", "wire-a"])
+        .unwrap();
+    a.ns.exec_ok(&["ip", "link", "set", "wire-a", "up"])
+        .unwrap();
+    b.ns.exec_ok(&["ip", "addr", "add", "192.168.77.2/30", "dev", "wire-b"])
+        .unwrap();
+    b.ns.exec_ok(&["ip", "link", "set", "wire-b", "up"])
+        .unwrap();
 
     let nodes = vec![
-        pb::NodeRoute { node_name: "node-a".into(), pod_cidr: "10.244.0.0/24".into(), node_ip: "192.168.77.1".into() },
-        pb::NodeRoute { node_name: "node-b".into(), pod_cidr: "10.244.1.0/24".into(), node_ip: "192.168.77.2".into() },
+        pb::NodeRoute {
+            node_name: "node-a".into(),
+            pod_cidr: "10.244.0.0/24".into(),
+            node_ip: "192.168.77.1".into(),
+        },
+        pb::NodeRoute {
+            node_name: "node-b".into(),
+            pod_cidr: "10.244.1.0/24".into(),
+            node_ip: "192.168.77.2".into(),
+        },
         // Not IPv4: skipped, not an error.
-        pb::NodeRoute { node_name: "node-v6".into(), pod_cidr: "fd00:1::/64".into(), node_ip: "fd00::3".into() },
+        pb::NodeRoute {
+            node_name: "node-v6".into(),
+            pod_cidr: "fd00:1::/64".into(),
+            node_ip: "fd00::3".into(),
+        },
     ];
     for node in [&mut a, &mut b] {
         node.client
-            .sync_routes(pb::SyncRoutesRequest { nodes: nodes.clone() })
+            .sync_routes(pb::SyncRoutesRequest {
+                nodes: nodes.clone(),
+            })
             .await
             .expect("SyncRoutes");
     }
     let routes_a = a.ns.exec_ok(&["ip", "-4", "route"]).unwrap();
-    assert!(routes_a.contains("10.244.1.0/24 via 192.168.77.2"), "{routes_a}");
-    assert!(!routes_a.contains("10.244.0.0/24 via"), "no route to itself: {routes_a}");
+    assert!(
+        routes_a.contains("10.244.1.0/24 via 192.168.77.2"),
+        "{routes_a}"
+    );
+    assert!(
+        !routes_a.contains("10.244.0.0/24 via"),
+        "no route to itself: {routes_a}"
+    );
 
     let pod_a = TestNetns::create().expect("pod netns");
     let pod_b = TestNetns::create().expect("pod netns");
     let ip_a = ip_of(&a.set_up("sb-on-a", &pod_a).await);
     let ip_b = ip_of(&b.set_up("sb-on-b", &pod_b).await);
-    assert!(ip_a.starts_with("10.244.0.") && ip_b.starts_with("10.244.1."), "{ip_a} {ip_b}");
+    assert!(
+        ip_a.starts_with("10.244.0.") && ip_b.starts_with("10.244.1."),
+        "{ip_a} {ip_b}"
+    );
 
     let (_server, _root) = serve_http(&pod_b, "hello across nodes");
     assert_eq!(fetch(&pod_a, &ip_b).as_deref(), Some("hello across nodes"));
 
     // A node that went away: its route is removed, others stay untouched.
     a.client
-        .sync_routes(pb::SyncRoutesRequest { nodes: nodes[..1].to_vec() })
+        .sync_routes(pb::SyncRoutesRequest {
+            nodes: nodes[..1].to_vec(),
+        })
         .await
         .expect("SyncRoutes");
     let routes_a = a.ns.exec_ok(&["ip", "-4", "route"]).unwrap();
-    assert!(!routes_a.contains("10.244.1.0/24"), "stale route removed: {routes_a}");
-    assert!(routes_a.contains("192.168.77.0/30 dev wire-a"), "{routes_a}");
+    assert!(
+        !routes_a.contains("10.244.1.0/24"),
+        "stale route removed: {routes_a}"
+    );
+    assert!(
+        routes_a.contains("192.168.77.0/30 dev wire-a"),
+        "{routes_a}"
+    );
     let failed = pod_a
         .exec(&["busybox", "ping", "-c", "1", "-W", "1", &ip_b])
         .expect("ping");

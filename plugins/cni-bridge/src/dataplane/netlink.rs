@@ -61,9 +61,9 @@ fn nl(op: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> DataplaneError 
 
 fn errno_of(e: &rtnetlink::Error) -> Option<nix::errno::Errno> {
     match e {
-        rtnetlink::Error::NetlinkError(msg) => msg
-            .code
-            .map(|c| nix::errno::Errno::from_raw(-c.get())),
+        rtnetlink::Error::NetlinkError(msg) => {
+            msg.code.map(|c| nix::errno::Errno::from_raw(-c.get()))
+        }
         _ => None,
     }
 }
@@ -244,12 +244,11 @@ impl Dataplane for NetlinkDataplane {
                     Ok(())
                 })
                 .await?;
-                let netns = std::fs::File::open(&link.netns_path).map_err(|e| {
-                    DataplaneError::Netns {
+                let netns =
+                    std::fs::File::open(&link.netns_path).map_err(|e| DataplaneError::Netns {
                         path: link.netns_path.clone(),
                         reason: e.to_string(),
-                    }
-                })?;
+                    })?;
                 // The pod end is created directly in the pod's namespace
                 // under its final name, so it never clashes in the node's.
                 let mut peer = LinkMessageBuilder::<LinkUnspec>::new()
@@ -327,13 +326,11 @@ impl Dataplane for NetlinkDataplane {
                     _ => {}
                 }
             }
-            let current = destination
-                .zip(gateway)
-                .and_then(|(d, via)| {
-                    Ipv4Net::new(d, route.header.destination_prefix_length)
-                        .ok()
-                        .map(|pod_cidr| NodeRoute { pod_cidr, via })
-                });
+            let current = destination.zip(gateway).and_then(|(d, via)| {
+                Ipv4Net::new(d, route.header.destination_prefix_length)
+                    .ok()
+                    .map(|pod_cidr| NodeRoute { pod_cidr, via })
+            });
             installed.push((current, route));
         }
         for (current, route) in installed {
