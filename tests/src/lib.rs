@@ -10,6 +10,8 @@ use anyhow::{Context, Result, bail};
 
 pub use kerno_kernel::testing::EtcdServer;
 
+pub mod netns;
+
 /// The directory holding the workspace's built binaries (`target/debug`).
 pub fn bin_dir() -> PathBuf {
     // Test binaries live in target/<profile>/deps; binaries one level up.

@@ -6,6 +6,7 @@ mod e2e {
     pub mod grpc;
     pub mod kubectl;
     pub mod malformed;
+    pub mod network;
     pub mod plugins;
     pub mod protobuf;
     pub mod python_plugin;
