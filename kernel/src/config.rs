@@ -6,6 +6,8 @@
 //!   listen: 127.0.0.1:6443
 //!   store: { embedded: {} }     # or: { etcd: { endpoints: [http://127.0.0.1:2379] } }
 //!   tlsSans: [kerno.example]    # extra names/IPs of the serving certificate
+//!   bootstrapTokens: [abcdef.0123456789abcdef]   # for plugins run by hand
+//!   pluginGracePeriodSeconds: 5 # Shutdown RPC/SIGTERM to SIGKILL
 //! serviceClusterIPRange: 10.96.0.0/12
 //! clusterDomain: cluster.local
 //! plugins:
@@ -134,7 +136,16 @@ pub struct KernelConfig {
     /// certificate, beyond `localhost`, loopback, the `kubernetes.default…`
     /// names and the listen address.
     pub tls_sans: Vec<String>,
+    /// Bootstrap tokens for plugins started outside the supervisor:
+    /// `<id>.<secret>`, optionally `@<RFC 3339 expiry>`.
+    pub bootstrap_tokens: Vec<String>,
+    /// Seconds a plugin has to stop after the Shutdown RPC and SIGTERM
+    /// before the supervisor kills it (default 5).
+    pub plugin_grace_period_seconds: u64,
 }
+
+/// Default for `kernel.pluginGracePeriodSeconds`.
+pub const DEFAULT_PLUGIN_GRACE_PERIOD_SECONDS: u64 = 5;
 
 impl Default for KernelConfig {
     fn default() -> Self {
@@ -142,6 +153,8 @@ impl Default for KernelConfig {
             listen: default_listen(),
             store: StoreConfig::default(),
             tls_sans: Vec::new(),
+            bootstrap_tokens: Vec::new(),
+            plugin_grace_period_seconds: DEFAULT_PLUGIN_GRACE_PERIOD_SECONDS,
         }
     }
 }
@@ -430,6 +443,11 @@ impl Config {
                     ));
                 }
             }
+        }
+        for token in &self.kernel.bootstrap_tokens {
+            token
+                .parse::<crate::auth::tokens::BootstrapToken>()
+                .map_err(|e| invalid("kernel.bootstrapTokens", e.to_string()))?;
         }
         check_cidr(&self.service_cluster_ip_range)
             .map_err(|message| invalid("serviceClusterIPRange", message))?;

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use kerno_kernel::config::{Config, Overrides, StoreConfig, StoreKind};
+use kerno_kernel::auth::tokens::BootstrapToken;
+use kerno_kernel::config::{Config, Overrides, PluginConfig, StoreConfig, StoreKind};
+use kerno_kernel::plugins::spawn::SpawnEnv;
+use kerno_kernel::plugins::supervisor::{Supervisor, SupervisorTiming};
+use kerno_kernel::plugins::{defaults, progress};
 use kerno_kernel::server::{self, KernelOptions, StoreChoice};
 
 #[derive(Parser, Debug)]
@@ -36,6 +40,10 @@ enum Command {
     Up {
         #[command(flatten)]
         common: CommonArgs,
+        /// Start no plugins unless the config file lists them (by default
+        /// `kerno up` runs the default plugins installed next to `kerno`).
+        #[arg(long)]
+        no_default_plugins: bool,
     },
     /// Run the kernel alone, over the embedded store or etcd.
     Kernel {
@@ -74,19 +82,32 @@ struct CommonArgs {
     /// revisions of the last interval).
     #[arg(long, default_value_t = 300)]
     compaction_interval: u64,
+    /// A bootstrap token for plugins started outside the supervisor,
+    /// `<id>.<secret>[@<RFC 3339 expiry>]`; repeatable.
+    #[arg(long = "bootstrap-token")]
+    bootstrap_tokens: Vec<String>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
-    let (common, store, etcd_endpoints, all_in_one) = match cli.command {
-        Command::Up { common } => (common, Some(StoreKind::Embedded), Vec::new(), true),
+    let (common, store, etcd_endpoints, all_in_one, default_plugins) = match cli.command {
+        Command::Up {
+            common,
+            no_default_plugins,
+        } => (
+            common,
+            Some(StoreKind::Embedded),
+            Vec::new(),
+            true,
+            !no_default_plugins,
+        ),
         Command::Kernel {
             common,
             store,
             etcd_endpoints,
-        } => (common, store, etcd_endpoints, false),
+        } => (common, store, etcd_endpoints, false, false),
     };
     let overrides = Overrides {
         data_dir: common.data_dir,
@@ -105,13 +126,38 @@ async fn main() -> anyhow::Result<()> {
     opts.extra_sans = extra_sans;
     opts.watch_cache_window = common.watch_cache_window.max(1);
     opts.compaction_interval = std::time::Duration::from_secs(common.compaction_interval.max(1));
+    let mut bootstrap_tokens = config.kernel.bootstrap_tokens.clone();
+    bootstrap_tokens.extend(common.bootstrap_tokens);
+    opts.bootstrap_tokens = bootstrap_tokens
+        .iter()
+        .map(|t| t.parse::<BootstrapToken>())
+        .collect::<Result<_, _>>()
+        .context("--bootstrap-token")?;
+    let kerno_dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(std::path::Path::to_path_buf));
+    // A config file decides the plugins; without one `kerno up` runs the
+    // default plugins that are installed.
+    let plugins = if common.config.is_none() && default_plugins {
+        defaults::discover(kerno_dir.as_deref())
+    } else {
+        config.plugins.clone()
+    };
     let started = std::time::Instant::now();
     let kernel = server::start(opts.clone())
         .await
         .context("starting the kernel")?;
+    let supervisor = start_plugins(&kernel, &config, kerno_dir, &plugins)?;
     if all_in_one {
+        // The address line comes first: scripts and tests wait for it.
         println!("kerno is up in {:.2?}", started.elapsed());
         println!("  API:        https://{}", kernel.addr);
+        let reports = progress::print_progress(
+            supervisor.reports(),
+            PLUGIN_PROGRESS_PATIENCE,
+            &mut std::io::stdout(),
+        )
+        .await;
         println!(
             "  store:      {}",
             match &opts.store {
@@ -121,6 +167,17 @@ async fn main() -> anyhow::Result<()> {
             }
         );
         println!("  kubeconfig: {}", kernel.kubeconfig.display());
+        if reports.is_empty() {
+            println!("  plugins:    none");
+        } else {
+            println!("  plugins:");
+            for (name, report) in &reports {
+                println!(
+                    "    {name:<32} {:<18} restarts: {}",
+                    report.phase, report.restarts
+                );
+            }
+        }
         println!(
             "  try:        kubectl --kubeconfig {} get namespaces",
             kernel.kubeconfig.display()
@@ -129,9 +186,46 @@ async fn main() -> anyhow::Result<()> {
         println!("kernel listening on https://{}", kernel.addr);
     }
     shutdown_signal().await;
-    tracing::info!("shutting down");
+    tracing::info!("shutting down: stopping plugins");
+    supervisor.shutdown().await;
     kernel.stop();
     Ok(())
+}
+
+/// How long `kerno up` waits for plugins before printing its summary.
+const PLUGIN_PROGRESS_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Starts the supervisor for `plugins` against the running kernel.
+fn start_plugins(
+    kernel: &server::RunningKernel,
+    config: &Config,
+    kerno_dir: Option<PathBuf>,
+    plugins: &[PluginConfig],
+) -> anyhow::Result<Supervisor> {
+    let data_dir = std::path::absolute(&config.data_dir).context("resolving the data directory")?;
+    // Plugins reach a kernel listening on all interfaces over loopback.
+    let mut addr = kernel.addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let env = SpawnEnv {
+        kernel_addr: addr.to_string(),
+        ca_file: kernel.pki.dir().join("ca.crt"),
+        socket_dir: data_dir.join("plugins").join("sockets"),
+        log_dir: data_dir.join("plugins").join("logs"),
+        kerno_dir,
+    };
+    let timing = SupervisorTiming {
+        grace_period: std::time::Duration::from_secs(config.kernel.plugin_grace_period_seconds),
+        ..Default::default()
+    };
+    Ok(Supervisor::start(
+        kernel.service.clone(),
+        kernel.tokens.clone(),
+        env,
+        timing,
+        plugins,
+    ))
 }
 
 async fn shutdown_signal() {

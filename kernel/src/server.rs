@@ -15,6 +15,7 @@ use tower::ServiceExt;
 use crate::api::grpc::KernelApi;
 use crate::api::rest::{self, RestState};
 use crate::auth::tls::Pki;
+use crate::auth::tokens::{BootstrapToken, TokenAuthenticator};
 use crate::registry::Registry;
 use crate::service::{Service, Target, WriteOptions};
 use crate::store::Store;
@@ -48,6 +49,8 @@ pub struct KernelOptions {
     /// revisions older than the one seen at the previous run, as the
     /// Kubernetes API server does with etcd.
     pub compaction_interval: Duration,
+    /// Bootstrap tokens for plugins started outside the supervisor.
+    pub bootstrap_tokens: Vec<BootstrapToken>,
 }
 
 impl KernelOptions {
@@ -60,6 +63,7 @@ impl KernelOptions {
             extra_sans: Vec::new(),
             watch_cache_window: crate::watch::CacheConfig::default().window,
             compaction_interval: DEFAULT_COMPACTION_INTERVAL,
+            bootstrap_tokens: Vec::new(),
         }
     }
 }
@@ -100,6 +104,8 @@ pub struct RunningKernel {
     pub service: Arc<Service>,
     /// Certificates.
     pub pki: Arc<Pki>,
+    /// Bearer tokens; the plugin supervisor issues plugin tokens here.
+    pub tokens: Arc<TokenAuthenticator>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -164,13 +170,21 @@ pub async fn start(opts: KernelOptions) -> Result<RunningKernel, StartError> {
         .prepare()
         .into_axum_router();
     let rest = rest::router(rest_state);
-    let server = tokio::spawn(serve(listener, TlsAcceptor::from(tls), rest, grpc));
+    let tokens = Arc::new(TokenAuthenticator::new(opts.bootstrap_tokens.clone()));
+    let server = tokio::spawn(serve(
+        listener,
+        TlsAcceptor::from(tls),
+        rest,
+        grpc,
+        tokens.clone(),
+    ));
     tracing::info!(%addr, "kernel serving");
     Ok(RunningKernel {
         addr,
         kubeconfig,
         service,
         pki,
+        tokens,
         server,
     })
 }
@@ -182,6 +196,7 @@ async fn serve(
     acceptor: TlsAcceptor,
     rest: axum::Router,
     grpc: axum::Router,
+    tokens: Arc<TokenAuthenticator>,
 ) {
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -194,6 +209,7 @@ async fn serve(
         };
         let acceptor = acceptor.clone();
         let (rest, grpc) = (rest.clone(), grpc.clone());
+        let tokens = tokens.clone();
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
             let tls = match acceptor.accept(stream).await {
@@ -204,13 +220,21 @@ async fn serve(
                 }
             };
             let service =
-                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let router = if is_grpc(&req) {
+                hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                    let grpc_request = is_grpc(&req);
+                    let refused =
+                        crate::auth::bearer::authenticate(&tokens, &mut req, grpc_request).err();
+                    let router = if grpc_request {
                         grpc.clone()
                     } else {
                         rest.clone()
                     };
-                    router.oneshot(req.map(axum::body::Body::new))
+                    async move {
+                        match refused {
+                            Some(response) => Ok(response),
+                            None => router.oneshot(req.map(axum::body::Body::new)).await,
+                        }
+                    }
                 });
             if let Err(e) = auto::Builder::new(TokioExecutor::new())
                 .serve_connection_with_upgrades(TokioIo::new(tls), service)

@@ -1,5 +1,8 @@
 //! Authentication and authorization: the cluster's TLS identity (CA, serving
-//! and client certificates), the authenticated user, and RBAC.
+//! and client certificates), bearer tokens (plugin and bootstrap tokens), the
+//! authenticated user, and RBAC.
+pub mod bearer;
 pub mod rbac;
 pub mod tls;
+pub mod tokens;
 pub mod user;

@@ -7,6 +7,7 @@ use kerno_proto::plugin::v1 as pb;
 use serde_json::json;
 use tonic::{Request, Response, Status};
 
+use crate::auth::tokens::TokenIdentity;
 use crate::service::write::Part;
 use crate::service::{PatchType, Service, Target, WriteOptions};
 
@@ -63,6 +64,16 @@ impl PluginRegistryApi {
     }
 }
 
+/// A plugin authenticated by its own token may speak only for itself.
+fn check_caller<T>(request: &Request<T>, name: &str) -> Result<(), Status> {
+    match request.extensions().get::<TokenIdentity>() {
+        Some(TokenIdentity::Plugin(own)) if own != name => Err(Status::permission_denied(format!(
+            "the token of plugin {own:?} cannot act for plugin {name:?}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn now() -> String {
     crate::service::meta::now_rfc3339()
 }
@@ -73,6 +84,7 @@ impl pb::plugin_registry_server::PluginRegistry for PluginRegistryApi {
         &self,
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
+        check_caller(&request, &request.get_ref().name)?;
         let req = request.into_inner();
         if req.name.is_empty() {
             return Err(Status::invalid_argument("the plugin name is required"));
@@ -127,6 +139,7 @@ impl pb::plugin_registry_server::PluginRegistry for PluginRegistryApi {
         &self,
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        check_caller(&request, &request.get_ref().name)?;
         let req = request.into_inner();
         let target = self.target(&req.name)?;
         // A plugin the kernel does not know (deleted, or a kernel with a new

@@ -52,7 +52,8 @@ pub struct PluginSpec {
 #[serde(rename_all = "camelCase")]
 #[schemars(rename = "dev.kerno.v1.PluginStatus")]
 pub struct PluginStatus {
-    /// `Pending`, `Starting`, `Running`, `CrashLoopBackOff`, `Stopped`, `Failed`.
+    /// `Pending`, `Starting`, `Running`, `CrashLoopBackOff`, `Stopped`,
+    /// `Unreachable`, `Failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// How often the supervisor restarted it.
@@ -64,6 +65,9 @@ pub struct PluginStatus {
     /// The last failure, for `kubectl describe`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Process id of the running plugin, when the supervisor runs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i64>,
 }
 
 /// The phases a plugin can be in.
@@ -73,6 +77,7 @@ pub const PLUGIN_PHASES: &[&str] = &[
     "Running",
     "CrashLoopBackOff",
     "Stopped",
+    "Unreachable",
     "Failed",
 ];
 

@@ -1,0 +1,69 @@
+//! The built-in plugin set of `kerno up` without a config file: every known
+//! default plugin whose binary `kerno-<name>` lies next to `kerno`.
+
+use std::path::Path;
+
+use crate::config::PluginConfig;
+
+/// Plugins `kerno up` runs by default when their binaries exist, in start order.
+pub const DEFAULT_PLUGINS: &[&str] = &[
+    "scheduler-default",
+    "controller-deployment",
+    "controller-replicaset",
+    "controller-endpoints",
+    "controller-namespace",
+    "controller-serviceaccount",
+    "controller-garbage-collector",
+    "controller-job",
+    "controller-daemonset",
+    "controller-statefulset",
+    "controller-node-lifecycle",
+    "controller-service",
+    "node-sim",
+    "kubelet",
+    "proxy-ipvs",
+    "dns",
+];
+
+/// The default plugins found in `kerno_dir`; missing ones are logged and skipped.
+pub fn discover(kerno_dir: Option<&Path>) -> Vec<PluginConfig> {
+    let Some(dir) = kerno_dir else {
+        tracing::info!("the kerno binary's directory is unknown; no default plugins");
+        return Vec::new();
+    };
+    DEFAULT_PLUGINS
+        .iter()
+        .filter_map(|name| {
+            let binary = dir.join(format!("kerno-{name}"));
+            if binary.is_file() {
+                Some(PluginConfig {
+                    name: (*name).to_owned(),
+                    command: None,
+                    enabled: true,
+                    config: Default::default(),
+                })
+            } else {
+                tracing::info!(plugin = name, path = %binary.display(), "default plugin not installed; skipping");
+                None
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovers_only_installed_defaults() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("kerno-kubelet"), "").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("kerno-unknown"), "").unwrap_or_else(|e| panic!("{e}"));
+        let found: Vec<_> = discover(Some(dir.path()))
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(found, ["kubelet"]);
+        assert!(discover(None).is_empty());
+    }
+}
