@@ -40,7 +40,7 @@ pub async fn run(ctx: PluginContext) -> anyhow::Result<()> {
     tokio::select! {
         () = leases => {}
         () = kubelet => {}
-        () = ctx.shutdown.wait() => {}
+        _ = ctx.shutdown.wait() => {}
     }
     drop(node_informer);
     Ok(())

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::Utc;
 use futures::{StreamExt, stream};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{
@@ -65,7 +64,7 @@ pub fn node_status(config: &SimConfig, i: usize) -> NodeStatus {
     for (k, v) in &config.extended {
         capacity.insert(k.clone(), Quantity(v.clone()));
     }
-    let now = Time(Utc::now());
+    let now = Time(kerno_sdk::events::now());
     let condition = |type_: &str, status: &str, reason: &str, message: &str| NodeCondition {
         type_: type_.into(),
         status: status.into(),
@@ -198,7 +197,7 @@ pub async fn renew_leases(client: KernelClient, config: SimConfig, nodes: Store<
 }
 
 async fn renew_lease(leases: &Api<Lease>, node: &str, duration: i32) -> Result<(), Error> {
-    let now = MicroTime(Utc::now());
+    let now = MicroTime(kerno_sdk::events::now());
     let patch = json!({ "spec": { "holderIdentity": node, "renewTime": now, "leaseDurationSeconds": duration } });
     match leases
         .patch(node, &PatchParams::default(), &Patch::Merge(&patch))

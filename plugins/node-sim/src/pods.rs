@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use chrono::Utc;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodCondition, PodIP, PodStatus};
 use k8s_openapi::api::core::v1::{ContainerState, ContainerStateRunning};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -54,7 +53,7 @@ impl PodContext {
 
 /// The Running status of `pod` on node `i` with `ip`.
 pub fn running_status(config: &SimConfig, pod: &Pod, i: usize, ip: &str) -> PodStatus {
-    let now = Time(Utc::now());
+    let now = Time(kerno_sdk::events::now());
     let condition = |type_: &str| PodCondition {
         type_: type_.into(),
         status: "True".into(),

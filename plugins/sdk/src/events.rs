@@ -17,7 +17,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde_json::json;
@@ -31,6 +30,18 @@ const AGGREGATION_WINDOW: Duration = Duration::from_secs(600);
 const QUEUE_CAPACITY: usize = 4096;
 /// How many events are written at once.
 const WRITERS: usize = 8;
+
+/// The current time as k8s-openapi's timestamp (its jiff has no `now()`),
+/// with microsecond precision so it also suits `MicroTime`.
+pub fn now() -> k8s_openapi::jiff::Timestamp {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seconds = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX);
+    let nanos = i32::try_from(since_epoch.subsec_micros() * 1000).unwrap_or(0);
+    k8s_openapi::jiff::Timestamp::new(seconds, nanos)
+        .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
+}
 
 /// `Normal` or `Warning`, as Kubernetes' Event `type`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -132,7 +143,7 @@ fn aggregate_key(p: &Pending) -> AggregateKey {
 
 /// The Event to create first for `p`.
 fn new_event(component: &str, p: &Pending, name: String) -> Event {
-    let now = Time(Utc::now());
+    let now = Time(now());
     Event {
         metadata: ObjectMeta {
             name: Some(name),
@@ -185,7 +196,7 @@ async fn write_loop(client: KernelClient, component: String, mut rx: mpsc::Recei
                     writes.push(tokio::spawn(async move {
                         let patch = json!({
                             "count": count,
-                            "lastTimestamp": Time(Utc::now()),
+                            "lastTimestamp": Time(now()),
                         });
                         api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                             .await
