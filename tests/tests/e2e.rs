@@ -8,5 +8,6 @@ mod e2e {
     pub mod malformed;
     pub mod plugins;
     pub mod protobuf;
+    pub mod scheduler;
     pub mod watch;
 }

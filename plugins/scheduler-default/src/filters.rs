@@ -292,3 +292,226 @@ impl FilterPlugin for PodTopologySpread {
         Verdict::Fits
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::Cache;
+    use crate::cache::tests::{node, pod};
+    use k8s_openapi::api::core::v1::{
+        Affinity, ContainerPort, NodeAffinity as NodeAffinitySpec, NodeSelector,
+        NodeSelectorRequirement, NodeSelectorTerm, PodAffinityTerm, PodAntiAffinity,
+        TopologySpreadConstraint,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    fn check(f: &dyn FilterPlugin, p: &Pod, cache: &Cache, node: &str) -> Verdict {
+        let state = CycleState::prepare(p, cache);
+        f.filter(&state, p, &cache.nodes[node])
+    }
+
+    fn cluster(nodes: &[(&str, &[(&str, &str)])]) -> Cache {
+        let mut cache = Cache::default();
+        for (name, labels) in nodes {
+            cache.upsert_node(node(name, "4", "8Gi", labels));
+        }
+        cache
+    }
+
+    fn spec(p: &mut Pod) -> &mut k8s_openapi::api::core::v1::PodSpec {
+        p.spec.get_or_insert_with(Default::default)
+    }
+
+    #[test]
+    fn node_name_and_unschedulable() {
+        let mut cache = cluster(&[("a", &[]), ("b", &[])]);
+        let mut p = pod("p", "0", &[], None);
+        spec(&mut p).node_name = Some("a".into());
+        assert_eq!(check(&NodeName, &p, &cache, "a"), Verdict::Fits);
+        assert!(matches!(check(&NodeName, &p, &cache, "b"), Verdict::Unresolvable(_)));
+        let mut cordoned = (*node("b", "4", "8Gi", &[])).clone();
+        cordoned.spec.get_or_insert_with(Default::default).unschedulable = Some(true);
+        cache.upsert_node(Arc::new(cordoned));
+        let p = pod("p", "0", &[], None);
+        assert_eq!(
+            check(&NodeUnschedulable, &p, &cache, "b").reason(),
+            Some("node(s) were unschedulable")
+        );
+    }
+
+    #[test]
+    fn resources_fit_counts_assumed_pods_and_extended_resources() {
+        let mut cache = cluster(&[("a", &[])]);
+        let p = pod("p", "3", &[], None);
+        assert_eq!(check(&NodeResourcesFit, &p, &cache, "a"), Verdict::Fits);
+        cache.assume(Arc::new(pod("q", "2", &[], None)), "a");
+        assert_eq!(
+            check(&NodeResourcesFit, &p, &cache, "a").reason(),
+            Some("Insufficient cpu")
+        );
+        let mut gpu = pod("g", "0", &[], None);
+        if let Some(r) = spec(&mut gpu).containers[0].resources.as_mut() {
+            r.requests.get_or_insert_with(BTreeMap::new).insert(
+                "example.com/gpu".into(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity("1".into()),
+            );
+        }
+        assert_eq!(
+            check(&NodeResourcesFit, &gpu, &cache, "a").reason(),
+            Some("Insufficient example.com/gpu")
+        );
+    }
+
+    #[test]
+    fn node_selector_and_required_affinity() {
+        let cache = cluster(&[("ssd", &[("disk", "ssd")]), ("hdd", &[("disk", "hdd")])]);
+        let mut p = pod("p", "0", &[], None);
+        spec(&mut p).node_selector = Some(BTreeMap::from([("disk".into(), "ssd".into())]));
+        assert_eq!(check(&NodeAffinity, &p, &cache, "ssd"), Verdict::Fits);
+        assert!(matches!(check(&NodeAffinity, &p, &cache, "hdd"), Verdict::Unresolvable(_)));
+        let mut q = pod("q", "0", &[], None);
+        spec(&mut q).affinity = Some(Affinity {
+            node_affinity: Some(NodeAffinitySpec {
+                required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                    node_selector_terms: vec![NodeSelectorTerm {
+                        match_expressions: Some(vec![NodeSelectorRequirement {
+                            key: "disk".into(),
+                            operator: "In".into(),
+                            values: Some(vec!["hdd".into()]),
+                        }]),
+                        match_fields: None,
+                    }],
+                }),
+                ..NodeAffinitySpec::default()
+            }),
+            ..Affinity::default()
+        });
+        assert_eq!(check(&NodeAffinity, &q, &cache, "hdd"), Verdict::Fits);
+        assert!(matches!(check(&NodeAffinity, &q, &cache, "ssd"), Verdict::Unresolvable(_)));
+    }
+
+    #[test]
+    fn taints_need_tolerations() {
+        let mut cache = Cache::default();
+        let mut tainted = (*node("t", "4", "8Gi", &[])).clone();
+        tainted.spec.get_or_insert_with(Default::default).taints = Some(vec![Taint {
+            key: "dedicated".into(),
+            value: Some("gpu".into()),
+            effect: "NoSchedule".into(),
+            time_added: None,
+        }]);
+        cache.upsert_node(Arc::new(tainted));
+        let mut p = pod("p", "0", &[], None);
+        assert_eq!(
+            check(&TaintToleration, &p, &cache, "t").reason(),
+            Some("node(s) had untolerated taint {dedicated: gpu}")
+        );
+        spec(&mut p).tolerations = Some(vec![Toleration {
+            key: Some("dedicated".into()),
+            operator: Some("Exists".into()),
+            ..Toleration::default()
+        }]);
+        assert_eq!(check(&TaintToleration, &p, &cache, "t"), Verdict::Fits);
+    }
+
+    #[test]
+    fn host_ports_conflict() {
+        let mut cache = cluster(&[("a", &[])]);
+        let with_port = |name: &str, node: Option<&str>| {
+            let mut p = pod(name, "0", &[], node);
+            spec(&mut p).containers[0].ports = Some(vec![ContainerPort {
+                container_port: 80,
+                host_port: Some(8080),
+                ..ContainerPort::default()
+            }]);
+            p
+        };
+        let p = with_port("p", None);
+        assert_eq!(check(&NodePorts, &p, &cache, "a"), Verdict::Fits);
+        cache.update_pod(Arc::new(with_port("q", Some("a"))));
+        assert!(matches!(check(&NodePorts, &p, &cache, "a"), Verdict::Unschedulable(_)));
+    }
+
+    fn term(app: &str, key: &str) -> PodAffinityTerm {
+        PodAffinityTerm {
+            label_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([("app".into(), app.into())])),
+                match_expressions: None,
+            }),
+            topology_key: key.into(),
+            ..PodAffinityTerm::default()
+        }
+    }
+
+    #[test]
+    fn pod_anti_affinity_both_ways() {
+        let mut cache = cluster(&[
+            ("a", &[("kubernetes.io/hostname", "a")]),
+            ("b", &[("kubernetes.io/hostname", "b")]),
+        ]);
+        let mut web = pod("w1", "0", &[("app", "web")], Some("a"));
+        spec(&mut web).affinity = Some(Affinity {
+            pod_anti_affinity: Some(PodAntiAffinity {
+                required_during_scheduling_ignored_during_execution: Some(vec![term(
+                    "web",
+                    "kubernetes.io/hostname",
+                )]),
+                ..PodAntiAffinity::default()
+            }),
+            ..Affinity::default()
+        });
+        cache.update_pod(Arc::new(web.clone()));
+        // The new pod has the same anti-affinity: not next to w1.
+        let mut w2 = web.clone();
+        w2.metadata.name = Some("w2".into());
+        spec(&mut w2).node_name = None;
+        assert!(matches!(check(&InterPodAffinity, &w2, &cache, "a"), Verdict::Unschedulable(_)));
+        assert_eq!(check(&InterPodAffinity, &w2, &cache, "b"), Verdict::Fits);
+        // A plain pod labelled web is rejected by w1's own rule (symmetry).
+        let plain = pod("x", "0", &[("app", "web")], None);
+        assert_eq!(
+            check(&InterPodAffinity, &plain, &cache, "a").reason(),
+            Some("node(s) didn't satisfy existing pods anti-affinity rules")
+        );
+    }
+
+    #[test]
+    fn pod_affinity_requires_a_matching_pod_in_the_domain() {
+        let mut cache = cluster(&[
+            ("a", &[("zone", "z1")]),
+            ("b", &[("zone", "z2")]),
+        ]);
+        cache.update_pod(Arc::new(pod("db", "0", &[("app", "db")], Some("a"))));
+        let mut p = pod("p", "0", &[], None);
+        spec(&mut p).affinity = Some(Affinity {
+            pod_affinity: Some(k8s_openapi::api::core::v1::PodAffinity {
+                required_during_scheduling_ignored_during_execution: Some(vec![term("db", "zone")]),
+                ..Default::default()
+            }),
+            ..Affinity::default()
+        });
+        assert_eq!(check(&InterPodAffinity, &p, &cache, "a"), Verdict::Fits);
+        assert!(matches!(check(&InterPodAffinity, &p, &cache, "b"), Verdict::Unresolvable(_)));
+    }
+
+    #[test]
+    fn topology_spread_max_skew() {
+        let mut cache = cluster(&[("a", &[("zone", "z1")]), ("b", &[("zone", "z2")])]);
+        cache.update_pod(Arc::new(pod("s1", "0", &[("app", "s")], Some("a"))));
+        let mut p = pod("p", "0", &[("app", "s")], None);
+        spec(&mut p).topology_spread_constraints = Some(vec![TopologySpreadConstraint {
+            max_skew: 1,
+            topology_key: "zone".into(),
+            when_unsatisfiable: "DoNotSchedule".into(),
+            label_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([("app".into(), "s".into())])),
+                match_expressions: None,
+            }),
+            ..TopologySpreadConstraint::default()
+        }]);
+        assert!(matches!(check(&PodTopologySpread, &p, &cache, "a"), Verdict::Unschedulable(_)));
+        assert_eq!(check(&PodTopologySpread, &p, &cache, "b"), Verdict::Fits);
+    }
+}
