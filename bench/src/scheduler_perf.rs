@@ -82,7 +82,11 @@ pub struct Shape {
     pub run_pods: bool,
 }
 
-async fn count(grpc: &mut pb::kernel_client::KernelClient<tonic::transport::Channel>, plural: &str, ns: &str) -> Result<usize> {
+async fn count(
+    grpc: &mut pb::kernel_client::KernelClient<tonic::transport::Channel>,
+    plural: &str,
+    ns: &str,
+) -> Result<usize> {
     let list = grpc
         .list(pb::ListRequest {
             resource: core(plural, ns, ""),
@@ -140,19 +144,35 @@ pub async fn run(shape: &Shape) -> Result<()> {
     let seen = bound.clone();
     let watcher = tokio::spawn(async move {
         while let Some(Ok(event)) = stream.next().await {
-            let Ok(pod) = serde_json::from_slice::<Value>(&event.object) else { continue };
-            let node = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+            let Ok(pod) = serde_json::from_slice::<Value>(&event.object) else {
+                continue;
+            };
+            let node = pod
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if node.is_empty() {
                 continue;
             }
-            let name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_owned();
-            seen.lock().unwrap_or_else(|e| e.into_inner()).entry(name).or_insert_with(Instant::now);
+            let name = pod
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            seen.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(name)
+                .or_insert_with(Instant::now);
         }
     });
     // Warm-up: one pod bound proves the scheduler's caches are synced.
     create_pod(&mut grpc, ns, "warmup").await?;
     let warm = Instant::now();
-    while !bound.lock().unwrap_or_else(|e| e.into_inner()).contains_key("warmup") {
+    while !bound
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains_key("warmup")
+    {
         if warm.elapsed() > Duration::from_secs(120) {
             bail!("the scheduler did not bind the warm-up pod");
         }
@@ -173,7 +193,10 @@ pub async fn run(shape: &Shape) -> Result<()> {
                     let name = format!("pod-{i}");
                     let t = Instant::now();
                     create_pod(&mut grpc, ns, &name).await?;
-                    created.lock().unwrap_or_else(|e| e.into_inner()).insert(name, t);
+                    created
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(name, t);
                     i += creators;
                 }
                 anyhow::Ok(())
@@ -209,7 +232,12 @@ pub async fn run(shape: &Shape) -> Result<()> {
     }
     let total = last.duration_since(begin);
     let n = latency.len();
-    println!("created {} pods in {:.2?} ({:.0} creates/s)", shape.pods, create_elapsed, shape.pods as f64 / create_elapsed.as_secs_f64());
+    println!(
+        "created {} pods in {:.2?} ({:.0} creates/s)",
+        shape.pods,
+        create_elapsed,
+        shape.pods as f64 / create_elapsed.as_secs_f64()
+    );
     println!(
         "scheduled {n} pods in {:.2?}: {:.0} pods/s (create -> bound, end to end)",
         total,

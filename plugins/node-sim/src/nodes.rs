@@ -87,10 +87,30 @@ pub fn node_status(config: &SimConfig, i: usize) -> NodeStatus {
             },
         ]),
         conditions: Some(vec![
-            condition("Ready", "True", "KubeletReady", "kubelet is posting ready status (simulated)"),
-            condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-            condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-            condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            condition(
+                "Ready",
+                "True",
+                "KubeletReady",
+                "kubelet is posting ready status (simulated)",
+            ),
+            condition(
+                "MemoryPressure",
+                "False",
+                "KubeletHasSufficientMemory",
+                "kubelet has sufficient memory available",
+            ),
+            condition(
+                "DiskPressure",
+                "False",
+                "KubeletHasNoDiskPressure",
+                "kubelet has no disk pressure",
+            ),
+            condition(
+                "PIDPressure",
+                "False",
+                "KubeletHasSufficientPID",
+                "kubelet has sufficient PID available",
+            ),
         ]),
         node_info: Some(NodeSystemInfo {
             architecture: "amd64".into(),
@@ -238,8 +258,16 @@ mod tests {
         };
         let node = desired_node(&config, 4);
         let labels = node.metadata.labels.clone().unwrap_or_default();
-        assert_eq!(labels.get("topology.kubernetes.io/zone").map(String::as_str), Some("zone-1"));
-        assert_eq!(labels.get("kubernetes.io/hostname").map(String::as_str), Some("sim-node-4"));
+        assert_eq!(
+            labels
+                .get("topology.kubernetes.io/zone")
+                .map(String::as_str),
+            Some("zone-1")
+        );
+        assert_eq!(
+            labels.get("kubernetes.io/hostname").map(String::as_str),
+            Some("sim-node-4")
+        );
         let status = node.status.unwrap_or_default();
         let alloc = status.allocatable.unwrap_or_default();
         assert_eq!(alloc.get("pods"), Some(&Quantity("110".into())));

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodCondition, PodIP, PodStatus};
 use k8s_openapi::api::core::v1::{ContainerState, ContainerStateRunning};
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodCondition, PodIP, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kerno_sdk::{Action, Api, DeleteParams, Error, KernelClient, Patch, PatchParams};
 use serde_json::json;
@@ -27,7 +27,9 @@ pub struct PodContext {
 impl PodContext {
     /// The context for `config`'s nodes.
     pub fn new(client: KernelClient, config: SimConfig) -> Self {
-        let nodes = (0..config.nodes).map(|i| (config.node_name(i), i)).collect();
+        let nodes = (0..config.nodes)
+            .map(|i| (config.node_name(i), i))
+            .collect();
         Self {
             client,
             config,
@@ -60,7 +62,11 @@ pub fn running_status(config: &SimConfig, pod: &Pod, i: usize, ip: &str) -> PodS
         last_transition_time: Some(now.clone()),
         ..PodCondition::default()
     };
-    let containers = pod.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or(&[]);
+    let containers = pod
+        .spec
+        .as_ref()
+        .map(|s| s.containers.as_slice())
+        .unwrap_or(&[]);
     PodStatus {
         phase: Some("Running".into()),
         host_ip: Some(config.node_ip(i)),
@@ -169,6 +175,10 @@ mod tests {
         assert_eq!(statuses.len(), 1);
         assert!(statuses[0].ready);
         let conditions = s.conditions.unwrap_or_default();
-        assert!(conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        assert!(
+            conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        );
     }
 }

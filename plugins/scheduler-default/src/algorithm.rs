@@ -42,7 +42,11 @@ impl Diagnosis {
         if reasons.is_empty() {
             format!("0/{} nodes are available.", self.nodes)
         } else {
-            format!("0/{} nodes are available: {}.", self.nodes, reasons.join(", "))
+            format!(
+                "0/{} nodes are available: {}.",
+                self.nodes,
+                reasons.join(", ")
+            )
         }
     }
 }
@@ -129,7 +133,8 @@ impl Framework {
             }
             examined += count;
         }
-        self.next_start.store((start + examined) % total, Ordering::Relaxed);
+        self.next_start
+            .store((start + examined) % total, Ordering::Relaxed);
         if feasible.is_empty() {
             return Decision::Unschedulable(diagnosis);
         }
@@ -165,9 +170,22 @@ mod tests {
         let d = Diagnosis {
             nodes: 3,
             failures: vec![
-                ("a".into(), Verdict::Unschedulable("Insufficient cpu".into())),
-                ("b".into(), Verdict::Unresolvable("node(s) didn't match Pod's node affinity/selector".into())),
-                ("c".into(), Verdict::Unresolvable("node(s) didn't match Pod's node affinity/selector".into())),
+                (
+                    "a".into(),
+                    Verdict::Unschedulable("Insufficient cpu".into()),
+                ),
+                (
+                    "b".into(),
+                    Verdict::Unresolvable(
+                        "node(s) didn't match Pod's node affinity/selector".into(),
+                    ),
+                ),
+                (
+                    "c".into(),
+                    Verdict::Unresolvable(
+                        "node(s) didn't match Pod's node affinity/selector".into(),
+                    ),
+                ),
             ],
         };
         assert_eq!(
@@ -200,6 +218,9 @@ mod tests {
             }
         }
         cache.assume(Arc::new(pod("a", "7", &[], None)), "big");
-        assert!(matches!(fw.schedule(&pod("p2", "2", &[], None), &cache), Decision::Unschedulable(_)));
+        assert!(matches!(
+            fw.schedule(&pod("p2", "2", &[], None), &cache),
+            Decision::Unschedulable(_)
+        ));
     }
 }

@@ -295,10 +295,7 @@ pub(crate) mod tests {
                 containers: vec![Container {
                     name: "c".into(),
                     resources: Some(ResourceRequirements {
-                        requests: Some(BTreeMap::from([(
-                            "cpu".to_owned(),
-                            Quantity(cpu.into()),
-                        )])),
+                        requests: Some(BTreeMap::from([("cpu".to_owned(), Quantity(cpu.into()))])),
                         ..ResourceRequirements::default()
                     }),
                     ..Container::default()

@@ -69,7 +69,10 @@ fn tolerations(pod: &Pod) -> &[Toleration] {
 
 /// Whether toleration `t` tolerates `taint`.
 pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
-    let effect_ok = t.effect.as_deref().is_none_or(|e| e.is_empty() || e == taint.effect);
+    let effect_ok = t
+        .effect
+        .as_deref()
+        .is_none_or(|e| e.is_empty() || e == taint.effect);
     let key = t.key.as_deref().unwrap_or("");
     let key_ok = key.is_empty() || key == taint.key;
     let value_ok = match t.operator.as_deref().unwrap_or("Equal") {
@@ -234,7 +237,10 @@ impl FilterPlugin for InterPodAffinity {
         let affinity = pod.spec.as_ref().and_then(|s| s.affinity.as_ref());
         let anti_terms = affinity
             .and_then(|a| a.pod_anti_affinity.as_ref())
-            .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_deref())
+            .and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_deref()
+            })
             .unwrap_or(&[]);
         for (term, domains) in anti_terms.iter().zip(&state.anti_affinity_domains) {
             if in_domain(&term.topology_key, domains) {
@@ -245,7 +251,10 @@ impl FilterPlugin for InterPodAffinity {
         }
         let terms = affinity
             .and_then(|a| a.pod_affinity.as_ref())
-            .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_deref())
+            .and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_deref()
+            })
             .unwrap_or(&[]);
         let nobody_matches = state.affinity_any_match.iter().all(|m| !m);
         let own = pod.metadata.labels.clone().unwrap_or_default();
@@ -330,9 +339,15 @@ mod tests {
         let mut p = pod("p", "0", &[], None);
         spec(&mut p).node_name = Some("a".into());
         assert_eq!(check(&NodeName, &p, &cache, "a"), Verdict::Fits);
-        assert!(matches!(check(&NodeName, &p, &cache, "b"), Verdict::Unresolvable(_)));
+        assert!(matches!(
+            check(&NodeName, &p, &cache, "b"),
+            Verdict::Unresolvable(_)
+        ));
         let mut cordoned = (*node("b", "4", "8Gi", &[])).clone();
-        cordoned.spec.get_or_insert_with(Default::default).unschedulable = Some(true);
+        cordoned
+            .spec
+            .get_or_insert_with(Default::default)
+            .unschedulable = Some(true);
         cache.upsert_node(Arc::new(cordoned));
         let p = pod("p", "0", &[], None);
         assert_eq!(
@@ -370,7 +385,10 @@ mod tests {
         let mut p = pod("p", "0", &[], None);
         spec(&mut p).node_selector = Some(BTreeMap::from([("disk".into(), "ssd".into())]));
         assert_eq!(check(&NodeAffinity, &p, &cache, "ssd"), Verdict::Fits);
-        assert!(matches!(check(&NodeAffinity, &p, &cache, "hdd"), Verdict::Unresolvable(_)));
+        assert!(matches!(
+            check(&NodeAffinity, &p, &cache, "hdd"),
+            Verdict::Unresolvable(_)
+        ));
         let mut q = pod("q", "0", &[], None);
         spec(&mut q).affinity = Some(Affinity {
             node_affinity: Some(NodeAffinitySpec {
@@ -389,7 +407,10 @@ mod tests {
             ..Affinity::default()
         });
         assert_eq!(check(&NodeAffinity, &q, &cache, "hdd"), Verdict::Fits);
-        assert!(matches!(check(&NodeAffinity, &q, &cache, "ssd"), Verdict::Unresolvable(_)));
+        assert!(matches!(
+            check(&NodeAffinity, &q, &cache, "ssd"),
+            Verdict::Unresolvable(_)
+        ));
     }
 
     #[test]
@@ -431,7 +452,10 @@ mod tests {
         let p = with_port("p", None);
         assert_eq!(check(&NodePorts, &p, &cache, "a"), Verdict::Fits);
         cache.update_pod(Arc::new(with_port("q", Some("a"))));
-        assert!(matches!(check(&NodePorts, &p, &cache, "a"), Verdict::Unschedulable(_)));
+        assert!(matches!(
+            check(&NodePorts, &p, &cache, "a"),
+            Verdict::Unschedulable(_)
+        ));
     }
 
     fn term(app: &str, key: &str) -> PodAffinityTerm {
@@ -467,7 +491,10 @@ mod tests {
         let mut w2 = web.clone();
         w2.metadata.name = Some("w2".into());
         spec(&mut w2).node_name = None;
-        assert!(matches!(check(&InterPodAffinity, &w2, &cache, "a"), Verdict::Unschedulable(_)));
+        assert!(matches!(
+            check(&InterPodAffinity, &w2, &cache, "a"),
+            Verdict::Unschedulable(_)
+        ));
         assert_eq!(check(&InterPodAffinity, &w2, &cache, "b"), Verdict::Fits);
         // A plain pod labelled web is rejected by w1's own rule (symmetry).
         let plain = pod("x", "0", &[("app", "web")], None);
@@ -479,10 +506,7 @@ mod tests {
 
     #[test]
     fn pod_affinity_requires_a_matching_pod_in_the_domain() {
-        let mut cache = cluster(&[
-            ("a", &[("zone", "z1")]),
-            ("b", &[("zone", "z2")]),
-        ]);
+        let mut cache = cluster(&[("a", &[("zone", "z1")]), ("b", &[("zone", "z2")])]);
         cache.update_pod(Arc::new(pod("db", "0", &[("app", "db")], Some("a"))));
         let mut p = pod("p", "0", &[], None);
         spec(&mut p).affinity = Some(Affinity {
@@ -493,7 +517,10 @@ mod tests {
             ..Affinity::default()
         });
         assert_eq!(check(&InterPodAffinity, &p, &cache, "a"), Verdict::Fits);
-        assert!(matches!(check(&InterPodAffinity, &p, &cache, "b"), Verdict::Unresolvable(_)));
+        assert!(matches!(
+            check(&InterPodAffinity, &p, &cache, "b"),
+            Verdict::Unresolvable(_)
+        ));
     }
 
     #[test]
@@ -511,7 +538,10 @@ mod tests {
             }),
             ..TopologySpreadConstraint::default()
         }]);
-        assert!(matches!(check(&PodTopologySpread, &p, &cache, "a"), Verdict::Unschedulable(_)));
+        assert!(matches!(
+            check(&PodTopologySpread, &p, &cache, "a"),
+            Verdict::Unschedulable(_)
+        ));
         assert_eq!(check(&PodTopologySpread, &p, &cache, "b"), Verdict::Fits);
     }
 }

@@ -108,9 +108,7 @@ fn term_matches(term: &PodAffinityTerm, owner_ns: &str, other: &Pod) -> bool {
 }
 
 fn domain_of(node: &NodeInfo, key: &str) -> Option<Domain> {
-    node.labels
-        .get(key)
-        .map(|v| (key.to_owned(), v.clone()))
+    node.labels.get(key).map(|v| (key.to_owned(), v.clone()))
 }
 
 /// Whether `node` passes the pod's nodeSelector and required node affinity.
@@ -127,7 +125,10 @@ pub fn node_matches_pod_selectors(pod: &Pod, labels: &Labels, name: &str) -> boo
         .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref());
+        .and_then(|na| {
+            na.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
     let affinity_ok = required.is_none_or(|r| {
         r.node_selector_terms
             .iter()
@@ -179,16 +180,28 @@ impl CycleState {
         let pod_affinity = affinity.and_then(|a| a.pod_affinity.as_ref());
         let pod_anti = affinity.and_then(|a| a.pod_anti_affinity.as_ref());
         let required_affinity = pod_affinity
-            .and_then(|a| a.required_during_scheduling_ignored_during_execution.clone())
+            .and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .clone()
+            })
             .unwrap_or_default();
         let required_anti = pod_anti
-            .and_then(|a| a.required_during_scheduling_ignored_during_execution.clone())
+            .and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .clone()
+            })
             .unwrap_or_default();
         let preferred_affinity = pod_affinity
-            .and_then(|a| a.preferred_during_scheduling_ignored_during_execution.clone())
+            .and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .clone()
+            })
             .unwrap_or_default();
         let preferred_anti = pod_anti
-            .and_then(|a| a.preferred_during_scheduling_ignored_during_execution.clone())
+            .and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .clone()
+            })
             .unwrap_or_default();
         state.affinity_domains = vec![HashSet::new(); required_affinity.len()];
         state.affinity_any_match = vec![false; required_affinity.len()];
@@ -234,7 +247,10 @@ impl CycleState {
                 .as_ref()
                 .and_then(|s| s.affinity.as_ref())
                 .and_then(|a| a.pod_anti_affinity.as_ref())
-                .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref());
+                .and_then(|a| {
+                    a.required_during_scheduling_ignored_during_execution
+                        .as_ref()
+                });
             for term in other_anti.into_iter().flatten() {
                 let other_ns = other.metadata.namespace.as_deref().unwrap_or("");
                 let probe = Pod {

@@ -52,7 +52,12 @@ pub fn matches_selector(selector: &LabelSelector, labels: &Labels) -> bool {
 }
 
 fn node_requirement(labels: &Labels, r: &NodeSelectorRequirement) -> bool {
-    requirement(labels, &r.key, &r.operator, r.values.as_deref().unwrap_or(&[]))
+    requirement(
+        labels,
+        &r.key,
+        &r.operator,
+        r.values.as_deref().unwrap_or(&[]),
+    )
 }
 
 /// Whether node `labels` (and `name`, for `matchFields`) match a term; an
@@ -100,6 +105,10 @@ mod tests {
 
     #[test]
     fn empty_node_term_matches_nothing() {
-        assert!(!matches_node_term(&NodeSelectorTerm::default(), &labels(&[]), "n"));
+        assert!(!matches_node_term(
+            &NodeSelectorTerm::default(),
+            &labels(&[]),
+            "n"
+        ));
     }
 }

@@ -29,7 +29,12 @@ pub fn may_preempt(pod: &Pod) -> bool {
 
 /// Victims on one node, fewest and lowest first; `None` if evicting every
 /// lower-priority pod still does not make room.
-fn victims_on(fw: &Framework, state: &CycleState, pod: &Pod, node: &NodeInfo) -> Option<Vec<Arc<Pod>>> {
+fn victims_on(
+    fw: &Framework,
+    state: &CycleState,
+    pod: &Pod,
+    node: &NodeInfo,
+) -> Option<Vec<Arc<Pod>>> {
     let priority = pod_priority(pod);
     let mut trial = node.clone();
     // Pods already terminating will leave anyway.
@@ -82,14 +87,29 @@ pub fn find(fw: &Framework, pod: &Pod, cache: &Cache, diagnosis: &Diagnosis) -> 
         if !matches!(verdict, Verdict::Unschedulable(_)) {
             continue;
         }
-        let Some(node) = cache.nodes.get(name) else { continue };
-        let Some(victims) = victims_on(fw, &state, pod, node) else { continue };
-        let top = victims.iter().map(|v| pod_priority(v)).max().unwrap_or(i32::MIN);
+        let Some(node) = cache.nodes.get(name) else {
+            continue;
+        };
+        let Some(victims) = victims_on(fw, &state, pod, node) else {
+            continue;
+        };
+        let top = victims
+            .iter()
+            .map(|v| pod_priority(v))
+            .max()
+            .unwrap_or(i32::MIN);
         let better = best
             .as_ref()
             .is_none_or(|(p, n, _)| (top, victims.len()) < (*p, *n));
         if better {
-            best = Some((top, victims.len(), Preemption { node: name.clone(), victims }));
+            best = Some((
+                top,
+                victims.len(),
+                Preemption {
+                    node: name.clone(),
+                    victims,
+                },
+            ));
         }
     }
     best.map(|(_, _, p)| p)
@@ -122,7 +142,9 @@ mod tests {
         let Decision::Unschedulable(d) = fw.schedule(&high, &cache) else {
             panic!("cluster is full");
         };
-        let Some(p) = find(&fw, &high, &cache, &d) else { panic!("preemption possible") };
+        let Some(p) = find(&fw, &high, &cache, &d) else {
+            panic!("preemption possible")
+        };
         assert_eq!(p.node, "n2");
         assert_eq!(p.victims.len(), 1);
     }
@@ -134,7 +156,9 @@ mod tests {
         cache.update_pod(Arc::new(with_priority(pod("a", "1", &[], Some("n1")), 5)));
         let fw = Framework::default();
         let p = with_priority(pod("p", "1", &[], None), 5);
-        let Decision::Unschedulable(d) = fw.schedule(&p, &cache) else { panic!("full") };
+        let Decision::Unschedulable(d) = fw.schedule(&p, &cache) else {
+            panic!("full")
+        };
         assert!(find(&fw, &p, &cache, &d).is_none());
     }
 }

@@ -195,7 +195,9 @@ impl SchedulingQueue {
             // Wake for the earliest back-off expiry too.
             let next_backoff = inner.backoff.values().map(|(at, _)| *at).min();
             let until = next_backoff.map_or(deadline, |at| at.min(deadline));
-            let timeout = until.saturating_duration_since(now).max(Duration::from_millis(1));
+            let timeout = until
+                .saturating_duration_since(now)
+                .max(Duration::from_millis(1));
             inner = self
                 .ready
                 .wait_timeout(inner, timeout)
@@ -213,7 +215,11 @@ impl SchedulingQueue {
     /// How many pods wait in each area: (active, backoff, unschedulable).
     pub fn lengths(&self) -> (usize, usize, usize) {
         let inner = self.lock();
-        (inner.in_active.len(), inner.backoff.len(), inner.unschedulable.len())
+        (
+            inner.in_active.len(),
+            inner.backoff.len(),
+            inner.unschedulable.len(),
+        )
     }
 }
 
@@ -227,7 +233,8 @@ mod tests {
         q.add("a".into(), 0);
         q.add("b".into(), 10);
         q.add("c".into(), 0);
-        let order: Vec<String> = std::iter::from_fn(|| q.pop(Duration::ZERO).map(|p| p.key)).collect();
+        let order: Vec<String> =
+            std::iter::from_fn(|| q.pop(Duration::ZERO).map(|p| p.key)).collect();
         assert_eq!(order, vec!["b", "a", "c"]);
     }
 
@@ -235,7 +242,9 @@ mod tests {
     fn unschedulable_waits_for_a_cluster_event() {
         let q = SchedulingQueue::default();
         q.add("a".into(), 0);
-        let Some(qp) = q.pop(Duration::ZERO) else { panic!("queued") };
+        let Some(qp) = q.pop(Duration::ZERO) else {
+            panic!("queued")
+        };
         q.add_unschedulable(qp);
         assert!(q.pop(Duration::ZERO).is_none());
         q.move_all_to_active();

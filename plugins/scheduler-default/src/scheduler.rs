@@ -138,18 +138,11 @@ impl Scheduler {
         loop {
             match self.queue.pop(Duration::from_millis(500)) {
                 Some(qp) => self.schedule_one(qp),
-                None if self.queue_closed() => return,
+                // Closed by `stop`, or just idle.
+                None if self.binds.is_closed() => return,
                 None => {}
             }
         }
-    }
-
-    fn queue_closed(&self) -> bool {
-        self.queue.pop(Duration::ZERO).is_none() && self.runtime_closed()
-    }
-
-    fn runtime_closed(&self) -> bool {
-        self.binds.is_closed()
     }
 
     /// Stops the loop.

@@ -20,15 +20,27 @@ pub fn default_scores() -> Vec<Box<dyn ScorePlugin>> {
 /// Requests used for scoring: pods without requests count as 100m / 200Mi,
 /// as in Kubernetes, so empty pods still spread.
 fn scoring_requests(state: &CycleState) -> (i64, i64) {
-    let cpu = if state.requests.milli_cpu == 0 { 100 } else { state.requests.milli_cpu };
-    let mem = if state.requests.memory == 0 { 200 << 20 } else { state.requests.memory };
+    let cpu = if state.requests.milli_cpu == 0 {
+        100
+    } else {
+        state.requests.milli_cpu
+    };
+    let mem = if state.requests.memory == 0 {
+        200 << 20
+    } else {
+        state.requests.memory
+    };
     (cpu, mem)
 }
 
 fn fractions(state: &CycleState, node: &NodeInfo) -> (f64, f64) {
     let (cpu, mem) = scoring_requests(state);
     let frac = |used: i64, alloc: i64| {
-        if alloc <= 0 { 1.0 } else { ((used as f64) / (alloc as f64)).min(1.0) }
+        if alloc <= 0 {
+            1.0
+        } else {
+            ((used as f64) / (alloc as f64)).min(1.0)
+        }
     };
     (
         frac(node.requested.milli_cpu + cpu, node.allocatable.milli_cpu),
@@ -67,7 +79,15 @@ fn normalize(scores: &mut [i64], reverse: bool) {
     let max = scores.iter().copied().max().unwrap_or(0);
     let min = scores.iter().copied().min().unwrap_or(0);
     if max == min {
-        scores.iter_mut().for_each(|s| *s = if reverse { MAX_SCORE } else if max > 0 { MAX_SCORE } else { 0 });
+        scores.iter_mut().for_each(|s| {
+            *s = if reverse {
+                MAX_SCORE
+            } else if max > 0 {
+                MAX_SCORE
+            } else {
+                0
+            }
+        });
         return;
     }
     for s in scores.iter_mut() {
@@ -90,7 +110,10 @@ impl ScorePlugin for NodeAffinityPreferred {
             .as_ref()
             .and_then(|s| s.affinity.as_ref())
             .and_then(|a| a.node_affinity.as_ref())
-            .and_then(|na| na.preferred_during_scheduling_ignored_during_execution.as_ref())
+            .and_then(|na| {
+                na.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
             .into_iter()
             .flatten()
             .filter(|t| matches_node_term(&t.preference, &node.labels, &node.name))
@@ -158,8 +181,8 @@ impl ScorePlugin for Spreading {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::tests::{node, pod};
     use crate::cache::Cache;
+    use crate::cache::tests::{node, pod};
     use std::sync::Arc;
 
     #[test]

@@ -186,7 +186,11 @@ async fn write_loop(client: KernelClient, component: String, mut rx: mpsc::Recei
             let namespace = key.0.clone();
             let api: Api<Event> = Api::namespaced(
                 client.clone(),
-                if namespace.is_empty() { "default" } else { &namespace },
+                if namespace.is_empty() {
+                    "default"
+                } else {
+                    &namespace
+                },
             );
             match seen.get_mut(&key) {
                 Some(s) if s.at.elapsed() < AGGREGATION_WINDOW => {
@@ -262,9 +266,6 @@ mod tests {
         assert_eq!(e.type_.as_deref(), Some("Warning"));
         assert_eq!(e.reason.as_deref(), Some("FailedScheduling"));
         assert_eq!(e.count, Some(1));
-        assert_eq!(
-            e.source.and_then(|s| s.component).as_deref(),
-            Some("sched")
-        );
+        assert_eq!(e.source.and_then(|s| s.component).as_deref(), Some("sched"));
     }
 }
