@@ -10,10 +10,17 @@
 //! Then watch fan-out to many watchers, and the kernel's RSS with many pods
 //! stored against their JSON size. With etcd, the raw etcd put rate at the
 //! same concurrency is measured in the same run as the baseline.
+//!
+//! `--only scheduler` runs the `scheduler_perf`-style benchmark instead:
+//! kernel + `kerno-node-sim` (`--sim-nodes`, default 5,000) +
+//! `kerno-scheduler-default`, `--sched-pods` (default 10,000) pods created
+//! at once; `--large` adds the 5,000-node / 50,000-pod shape. Build the two
+//! plugin binaries in the same profile first.
 
 mod client;
 mod kernel;
 mod measure;
+mod scheduler_perf;
 
 use clap::Parser;
 
@@ -43,11 +50,42 @@ pub struct Args {
         default_value = "throughput,fanout,memory"
     )]
     only: Vec<String>,
+    /// Simulated nodes for `--only scheduler`.
+    #[arg(long, default_value_t = 5000)]
+    sim_nodes: usize,
+    /// Pods created at once for `--only scheduler`.
+    #[arg(long, default_value_t = 10_000)]
+    sched_pods: usize,
+    /// Concurrent pod creators for `--only scheduler`.
+    #[arg(long, default_value_t = 64)]
+    creators: usize,
+    /// Also run the 5,000-node / 50,000-pod shape.
+    #[arg(long)]
+    large: bool,
+    /// Let node-sim move pods to Running during the run (more writes).
+    #[arg(long)]
+    run_pods: bool,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.only.iter().any(|o| o == "scheduler") {
+        let mut shapes = vec![(args.sim_nodes, args.sched_pods)];
+        if args.large {
+            shapes.push((5000, 50_000));
+        }
+        for (nodes, pods) in shapes {
+            scheduler_perf::run(&scheduler_perf::Shape {
+                nodes,
+                pods,
+                creators: args.creators,
+                run_pods: args.run_pods,
+            })
+            .await?;
+        }
+        return Ok(());
+    }
     let backends: Vec<&str> = match args.backend.as_str() {
         "both" => vec!["embedded", "etcd"],
         one => vec![one],

@@ -10,5 +10,6 @@ mod e2e {
     pub mod plugins;
     pub mod protobuf;
     pub mod python_plugin;
+    pub mod scheduler;
     pub mod watch;
 }

@@ -98,6 +98,38 @@ fn write_options(dry_run: bool, field_manager: &str, force: bool) -> WriteOption
     }
 }
 
+impl KernelApi {
+    /// `CreateRequest.subresource`: only `pods/binding`, as on the REST side.
+    async fn create_subresource(
+        &self,
+        t: &Target,
+        req: &pb::CreateRequest,
+        binding: &Value,
+    ) -> Result<Response<pb::Object>, Status> {
+        let is_pods = t.rt.group.is_empty() && t.rt.plural == "pods";
+        if req.subresource != "binding" || !is_pods {
+            return Err(Status::invalid_argument(format!(
+                "subresource {:?} of {} cannot be created (only pods/binding)",
+                req.subresource, t.rt.plural
+            )));
+        }
+        if t.name.is_none() || t.namespace.is_none() {
+            return Err(Status::invalid_argument(
+                "a binding needs the pod's namespace and name",
+            ));
+        }
+        let result = self
+            .service
+            .bind_pod(
+                t,
+                binding,
+                &write_options(req.dry_run, &req.field_manager, false),
+            )
+            .await?;
+        Ok(object(&result.object))
+    }
+}
+
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -141,8 +173,11 @@ impl pb::kernel_server::Kernel for KernelApi {
     ) -> Result<Response<pb::Object>, Status> {
         let req = request.into_inner();
         let t = self.target(req.resource.as_ref())?;
-        let t = Target { name: None, ..t };
         let obj = parse_json(&req.json)?;
+        if !req.subresource.is_empty() {
+            return self.create_subresource(&t, &req, &obj).await;
+        }
+        let t = Target { name: None, ..t };
         let result = self
             .service
             .create(

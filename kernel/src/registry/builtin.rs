@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::{apps, batch, coordination, core, discovery, networking, rbac};
+use k8s_openapi::api::{apps, batch, coordination, core, discovery, networking, rbac, scheduling};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
 use super::tables::{self as t, created_at_columns, created_at_row};
@@ -274,6 +274,14 @@ pub fn builtin_types() -> Vec<ResourceType> {
         ),
         def("coordination.k8s.io", "Lease", "leases", true)
             .build::<coordination::v1::Lease>(sub().table(tm::lease_columns, tm::lease_row)),
+        def(
+            "scheduling.k8s.io",
+            "PriorityClass",
+            "priorityclasses",
+            false,
+        )
+        .short(&["pc"])
+        .build::<scheduling::v1::PriorityClass>(sub().table(created_at_columns, created_at_row)),
         def("rbac.authorization.k8s.io", "Role", "roles", true).build::<rbac::v1::Role>(
             Hooks::new(NameRule::PathSegment)
                 .validate(rbac_rules::role)

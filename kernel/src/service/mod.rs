@@ -7,6 +7,7 @@
 
 mod crd;
 pub mod meta;
+mod priority;
 mod subresources;
 pub mod write;
 

@@ -79,6 +79,9 @@ impl Service {
             )));
         }
         prepare_for_create(&rt, &mut obj)?;
+        if rt.group.is_empty() && rt.plural == "pods" {
+            self.resolve_pod_priority(&mut obj).await?;
+        }
         if rt.group == "apiextensions.k8s.io" && rt.kind == "CustomResourceDefinition" {
             self.prepare_crd(&mut obj)?;
         }

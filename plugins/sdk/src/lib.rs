@@ -14,8 +14,10 @@
 
 #![warn(missing_docs)]
 
+pub mod binding;
 pub mod client;
 pub mod controller;
+pub mod events;
 pub mod informer;
 pub mod leader;
 pub mod plugin;

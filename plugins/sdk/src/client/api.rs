@@ -336,6 +336,7 @@ impl<K: Serialize + DeserializeOwned> Api<K> {
                 json: serde_json::to_vec(&json)?,
                 dry_run: pp.dry_run,
                 field_manager: pp.field_manager.clone().unwrap_or_default(),
+                subresource: String::new(),
             })
             .instrument(self.span("create", ""))
             .await?;
