@@ -9,4 +9,5 @@ mod e2e {
     pub mod plugins;
     pub mod protobuf;
     pub mod watch;
+    pub mod workloads;
 }

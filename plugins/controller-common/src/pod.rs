@@ -58,11 +58,12 @@ pub fn until_available(
     (at > now).then(|| std::time::Duration::try_from(at.duration_since(now)).unwrap_or_default())
 }
 
-/// The current time as the API's timestamp type.
+/// The current time as the API's timestamp type, in whole seconds like the
+/// timestamps the API stores (so a re-read status compares equal).
 pub fn now() -> Timestamp {
     let since_epoch = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    let nanos = i128::try_from(since_epoch.as_nanos()).unwrap_or(0);
-    Timestamp::from_nanosecond(nanos).unwrap_or(Timestamp::UNIX_EPOCH)
+    let seconds = i64::try_from(since_epoch.as_secs()).unwrap_or(0);
+    Timestamp::from_second(seconds).unwrap_or(Timestamp::UNIX_EPOCH)
 }

@@ -159,7 +159,8 @@ fn on_pod_change(
         Notification::Updated { old, new } => {
             let name = new.metadata.name.clone().unwrap_or_default();
             let new_owner = owning_replicaset(new);
-            if new.metadata.deletion_timestamp.is_some() && old.metadata.deletion_timestamp.is_none()
+            if new.metadata.deletion_timestamp.is_some()
+                && old.metadata.deletion_timestamp.is_none()
             {
                 // A graceful deletion has started: for counting, the pod is gone.
                 if let Some(key) = &new_owner {
@@ -175,7 +176,8 @@ fn on_pod_change(
             match new_owner {
                 Some(key) => queue.add(key),
                 None => {
-                    if old.metadata.labels != new.metadata.labels || owning_replicaset(old).is_some()
+                    if old.metadata.labels != new.metadata.labels
+                        || owning_replicaset(old).is_some()
                     {
                         enqueue_adopters(new, queue, replicasets);
                     }

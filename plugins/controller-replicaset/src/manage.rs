@@ -140,8 +140,7 @@ pub async fn scale(
         let mut batch = 1;
         while remaining > 0 {
             let n = batch.min(remaining);
-            let results =
-                futures::future::join_all((0..n).map(|_| pods.create(&pp, &pod))).await;
+            let results = futures::future::join_all((0..n).map(|_| pods.create(&pp, &pod))).await;
             let mut first_error = None;
             for result in results {
                 if let Err(e) = result {

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
 use kerno_controller_common::{is_available, is_ready, until_available};
 use serde_json::{Value, json};
 
