@@ -12,4 +12,5 @@ mod e2e {
     pub mod python_plugin;
     pub mod scheduler;
     pub mod watch;
+    pub mod workloads;
 }
