@@ -357,8 +357,11 @@ impl Service {
             if opts.dry_run {
                 return Ok(next);
             }
+            // A terminating namespace also waits for its spec finalizers
+            // (cleared by the namespace controller once it is empty).
             let finalized = meta::meta_str(&next, "deletionTimestamp").is_some()
-                && meta::finalizers(&next).is_empty();
+                && meta::finalizers(&next).is_empty()
+                && !has_spec_finalizers(&rt, &next);
             let result = if finalized {
                 // The last finalizer is gone: the pending deletion completes.
                 self.store
