@@ -29,6 +29,9 @@ pub mod server;
 pub mod time;
 pub mod volumes;
 
+#[cfg(test)]
+pub mod testing;
+
 use std::sync::Arc;
 use std::time::Duration;
 
