@@ -151,7 +151,11 @@ mod tests {
         assert_eq!(std::fs::read_to_string(dir.join("sub/b"))?, "2");
         let before = std::fs::read_link(dir.join("..data"))?;
         write_files(&dir, &first)?;
-        assert_eq!(std::fs::read_link(dir.join("..data"))?, before, "no rewrite when equal");
+        assert_eq!(
+            std::fs::read_link(dir.join("..data"))?,
+            before,
+            "no rewrite when equal"
+        );
         let second = BTreeMap::from([("c".to_owned(), spec("3", 0o600))]);
         write_files(&dir, &second)?;
         assert!(!dir.join("a").exists());

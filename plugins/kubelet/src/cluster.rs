@@ -31,7 +31,14 @@ pub trait Cluster: Send + Sync {
     async fn delete_pod(&self, pod: &Pod) -> Result<(), String>;
     /// Records an event about the pod; `field_path` names a container, e.g.
     /// `spec.containers{web}`. Failures are logged, not returned.
-    async fn event(&self, pod: &Pod, field_path: Option<&str>, type_: &str, reason: &str, message: &str);
+    async fn event(
+        &self,
+        pod: &Pod,
+        field_path: Option<&str>,
+        type_: &str,
+        reason: &str,
+        message: &str,
+    );
 }
 
 /// The real cluster, through the kernel.
@@ -118,10 +125,21 @@ impl Cluster for KernelCluster {
                 Err(e) => return Err(e.to_string()),
             }
         }
-        Err(format!("pod {namespace}/{name} kept changing while being deleted"))
+        Err(format!(
+            "pod {namespace}/{name} kept changing while being deleted"
+        ))
     }
 
-    async fn event(&self, pod: &Pod, field_path: Option<&str>, type_: &str, reason: &str, message: &str) {
-        self.events.record(pod, field_path, type_, reason, message).await;
+    async fn event(
+        &self,
+        pod: &Pod,
+        field_path: Option<&str>,
+        type_: &str,
+        reason: &str,
+        message: &str,
+    ) {
+        self.events
+            .record(pod, field_path, type_, reason, message)
+            .await;
     }
 }

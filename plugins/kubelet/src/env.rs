@@ -80,7 +80,10 @@ pub fn field_value(pod: &Pod, fields: &PodFields, path: &str) -> Result<String, 
 
 /// `key` of `prefix['key']` (or `prefix["key"]`).
 fn bracket_key<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
-    let rest = path.strip_prefix(prefix)?.strip_prefix('[')?.strip_suffix(']')?;
+    let rest = path
+        .strip_prefix(prefix)?
+        .strip_prefix('[')?
+        .strip_suffix(']')?;
     rest.strip_prefix('\'')
         .and_then(|r| r.strip_suffix('\''))
         .or_else(|| rest.strip_prefix('"').and_then(|r| r.strip_suffix('"')))
@@ -117,12 +120,20 @@ pub fn resource_value(
     let (amount, unit) = match name {
         "cpu" => (
             set.and_then(quantity::cpu_millis)
-                .unwrap_or(if section == "limits" { fields.node_cpu_millis } else { 0 }),
+                .unwrap_or(if section == "limits" {
+                    fields.node_cpu_millis
+                } else {
+                    0
+                }),
             divisor.and_then(quantity::cpu_millis).unwrap_or(1000),
         ),
         "memory" | "ephemeral-storage" => (
             set.and_then(quantity::value)
-                .unwrap_or(if section == "limits" { fields.node_memory_bytes } else { 0 }),
+                .unwrap_or(if section == "limits" {
+                    fields.node_memory_bytes
+                } else {
+                    0
+                }),
             divisor.and_then(quantity::value).unwrap_or(1),
         ),
         _ => return Err(EnvError::UnsupportedField(resource.to_owned())),
@@ -141,11 +152,12 @@ pub fn resolve_env(
 ) -> Result<Vec<(String, String)>, EnvError> {
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     let mut env: Vec<(String, String)> = Vec::new();
-    let set = |env: &mut Vec<(String, String)>, k: String, v: String| {
-        match env.iter_mut().find(|(name, _)| *name == k) {
-            Some(slot) => slot.1 = v,
-            None => env.push((k, v)),
-        }
+    let set = |env: &mut Vec<(String, String)>, k: String, v: String| match env
+        .iter_mut()
+        .find(|(name, _)| *name == k)
+    {
+        Some(slot) => slot.1 = v,
+        None => env.push((k, v)),
     };
     for from in container.env_from.iter().flatten() {
         let prefix = from.prefix.clone().unwrap_or_default();
@@ -356,7 +368,11 @@ mod tests {
                 {"name": "OPT", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "k", "optional": true}}}
             ]
         }));
-        let c = &pod.spec.as_ref().map(|s| s.containers[0].clone()).unwrap_or_default();
+        let c = &pod
+            .spec
+            .as_ref()
+            .map(|s| s.containers[0].clone())
+            .unwrap_or_default();
         let env = resolve_env(&pod, c, &fields(), &refs()).unwrap_or_default();
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("CFG_LEVEL"), Some("3"));
@@ -382,7 +398,11 @@ mod tests {
             "name": "c", "image": "busybox",
             "env": [{"name": "K", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "NOPE"}}}]
         }));
-        let c = pod.spec.as_ref().map(|s| s.containers[0].clone()).unwrap_or_default();
+        let c = pod
+            .spec
+            .as_ref()
+            .map(|s| s.containers[0].clone())
+            .unwrap_or_default();
         let err = resolve_env(&pod, &c, &fields(), &refs()).err();
         assert_eq!(
             err.map(|e| e.to_string()),
@@ -391,7 +411,11 @@ mod tests {
         let pod = pod_with(serde_json::json!({
             "name": "c", "image": "busybox", "envFrom": [{"secretRef": {"name": "absent"}}]
         }));
-        let c = pod.spec.as_ref().map(|s| s.containers[0].clone()).unwrap_or_default();
+        let c = pod
+            .spec
+            .as_ref()
+            .map(|s| s.containers[0].clone())
+            .unwrap_or_default();
         assert_eq!(
             resolve_env(&pod, &c, &fields(), &refs()).err(),
             Some(EnvError::SecretNotFound("absent".into()))

@@ -23,7 +23,14 @@ impl EventSink {
     }
 
     /// Creates one event; a failure is logged (events are best effort).
-    pub async fn record(&self, pod: &Pod, field_path: Option<&str>, type_: &str, reason: &str, message: &str) {
+    pub async fn record(
+        &self,
+        pod: &Pod,
+        field_path: Option<&str>,
+        type_: &str,
+        reason: &str,
+        message: &str,
+    ) {
         let event = pod_event(pod, field_path, type_, reason, message, &self.node_name);
         let namespace = event.metadata.namespace.clone().unwrap_or_default();
         let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);

@@ -14,7 +14,10 @@ pub const LEASE_DURATION_SECONDS: i32 = 40;
 pub async fn renew(client: &KernelClient, node_name: &str) -> Result<(), kerno_sdk::Error> {
     let leases: Api<Lease> = Api::namespaced(client.clone(), LEASE_NAMESPACE);
     let now = MicroTime(crate::time::now_exact());
-    let pp = PatchParams { field_manager: Some("kubelet".to_owned()), ..PatchParams::default() };
+    let pp = PatchParams {
+        field_manager: Some("kubelet".to_owned()),
+        ..PatchParams::default()
+    };
     let patch = serde_json::json!({ "spec": { "renewTime": now, "holderIdentity": node_name,
         "leaseDurationSeconds": LEASE_DURATION_SECONDS } });
     match leases.patch(node_name, &pp, &Patch::Merge(patch)).await {
@@ -45,7 +48,10 @@ pub async fn renew(client: &KernelClient, node_name: &str) -> Result<(), kerno_s
 async fn ensure_namespace(client: &KernelClient) -> Result<(), kerno_sdk::Error> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns = Namespace {
-        metadata: ObjectMeta { name: Some(LEASE_NAMESPACE.to_owned()), ..ObjectMeta::default() },
+        metadata: ObjectMeta {
+            name: Some(LEASE_NAMESPACE.to_owned()),
+            ..ObjectMeta::default()
+        },
         ..Namespace::default()
     };
     match namespaces.create(&PostParams::default(), &ns).await {

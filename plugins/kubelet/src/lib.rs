@@ -62,9 +62,21 @@ pub enum KubeletError {
 /// The runtime's version as Kubernetes shows it (`containerd://1.6.20`).
 async fn runtime_version(runtime: &mut drivers::RuntimeClient) -> Option<String> {
     let call = runtime.version(rt::VersionRequest {});
-    let v = tokio::time::timeout(Duration::from_secs(5), call).await.ok()?.ok()?.into_inner();
-    let backend = if v.backend_version.is_empty() { v.runtime_version } else { v.backend_version };
-    let name = if v.runtime_name.contains("containerd") { "containerd" } else { v.runtime_name.as_str() };
+    let v = tokio::time::timeout(Duration::from_secs(5), call)
+        .await
+        .ok()?
+        .ok()?
+        .into_inner();
+    let backend = if v.backend_version.is_empty() {
+        v.runtime_version
+    } else {
+        v.backend_version
+    };
+    let name = if v.runtime_name.contains("containerd") {
+        "containerd"
+    } else {
+        v.runtime_name.as_str()
+    };
     Some(format!("{name}://{backend}"))
 }
 
@@ -73,7 +85,8 @@ pub async fn run(ctx: PluginContext) -> Result<(), KubeletError> {
     let cfg = KubeletConfig::from_json(&ctx.config)?;
     let mut runtime = drivers::runtime(&cfg.runtime_endpoint)?;
     let network = drivers::network(&cfg.network_endpoint)?;
-    std::fs::create_dir_all(&cfg.root_dir).map_err(|e| KubeletError::Listen(cfg.root_dir.display().to_string(), e))?;
+    std::fs::create_dir_all(&cfg.root_dir)
+        .map_err(|e| KubeletError::Listen(cfg.root_dir.display().to_string(), e))?;
 
     let node_ip = cfg.node_ip.clone().unwrap_or_else(machine::node_ip);
     let port = cfg.kubelet_port.unwrap_or(10250);
@@ -85,12 +98,17 @@ pub async fn run(ctx: PluginContext) -> Result<(), KubeletError> {
     };
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
     let index = ContainerIndex::default();
-    let state = server::ServerState { runtime: runtime.clone(), index: index.clone() };
+    let state = server::ServerState {
+        runtime: runtime.clone(),
+        index: index.clone(),
+    };
     let stop = ctx.shutdown.clone();
     tokio::spawn(async move {
         if let Err(e) = server::serve(listener, state, async move {
             stop.wait().await;
-        }).await {
+        })
+        .await
+        {
             tracing::error!(error = %e, "kubelet server failed");
         }
     });
@@ -124,12 +142,17 @@ pub async fn run(ctx: PluginContext) -> Result<(), KubeletError> {
             }
         }
     });
-    let (client, status_cfg, mut status_runtime) = (ctx.client.clone(), cfg.clone(), runtime.clone());
+    let (client, status_cfg, mut status_runtime) =
+        (ctx.client.clone(), cfg.clone(), runtime.clone());
     let status_task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         tick.tick().await;
         loop {
-            let wait = if facts.container_runtime.is_empty() { Duration::from_secs(5) } else { Duration::from_secs(60) };
+            let wait = if facts.container_runtime.is_empty() {
+                Duration::from_secs(5)
+            } else {
+                Duration::from_secs(60)
+            };
             tokio::time::sleep(wait).await;
             if facts.container_runtime.is_empty()
                 && let Some(v) = runtime_version(&mut status_runtime).await

@@ -61,7 +61,10 @@ mod tests {
 
     #[test]
     fn parses_meminfo_and_fib_trie() {
-        assert_eq!(parse_meminfo_total("MemTotal:       2048 kB\nMemFree: 1 kB"), Some(2048 * 1024));
+        assert_eq!(
+            parse_meminfo_total("MemTotal:       2048 kB\nMemFree: 1 kB"),
+            Some(2048 * 1024)
+        );
         let trie = "Main:\n  +-- 0.0.0.0/0 3 0 5\n     |-- 127.0.0.1\n        /32 host LOCAL\n     |-- 10.1.2.3\n        /32 host LOCAL\n";
         assert_eq!(local_address(trie).as_deref(), Some("10.1.2.3"));
         assert!(cpu_count() >= 1);

@@ -38,14 +38,21 @@ pub struct NodeFacts {
 fn quantities(cfg: &KubeletConfig, facts: &NodeFacts) -> BTreeMap<String, Quantity> {
     BTreeMap::from([
         ("cpu".to_owned(), Quantity(facts.cpus.to_string())),
-        ("memory".to_owned(), Quantity(format!("{}Ki", facts.memory_bytes / 1024))),
+        (
+            "memory".to_owned(),
+            Quantity(format!("{}Ki", facts.memory_bytes / 1024)),
+        ),
         ("pods".to_owned(), Quantity(cfg.max_pods().to_string())),
         ("ephemeral-storage".to_owned(), Quantity("0".to_owned())),
     ])
 }
 
 /// The node's status now.
-pub fn node_status(cfg: &KubeletConfig, facts: &NodeFacts, previous: Option<&NodeStatus>) -> NodeStatus {
+pub fn node_status(
+    cfg: &KubeletConfig,
+    facts: &NodeFacts,
+    previous: Option<&NodeStatus>,
+) -> NodeStatus {
     let now = time::now();
     let cond = |type_: &str, ok_status: &str, reason: &str, message: &str| {
         let since = previous
@@ -67,20 +74,50 @@ pub fn node_status(cfg: &KubeletConfig, facts: &NodeFacts, previous: Option<&Nod
         capacity: Some(quantities(cfg, facts)),
         allocatable: Some(quantities(cfg, facts)),
         addresses: Some(vec![
-            NodeAddress { type_: "InternalIP".to_owned(), address: facts.node_ip.clone() },
-            NodeAddress { type_: "Hostname".to_owned(), address: facts.hostname.clone() },
+            NodeAddress {
+                type_: "InternalIP".to_owned(),
+                address: facts.node_ip.clone(),
+            },
+            NodeAddress {
+                type_: "Hostname".to_owned(),
+                address: facts.hostname.clone(),
+            },
         ]),
         conditions: Some(vec![
-            cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-            cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-            cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-            cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+            cond(
+                "MemoryPressure",
+                "False",
+                "KubeletHasSufficientMemory",
+                "kubelet has sufficient memory available",
+            ),
+            cond(
+                "DiskPressure",
+                "False",
+                "KubeletHasNoDiskPressure",
+                "kubelet has no disk pressure",
+            ),
+            cond(
+                "PIDPressure",
+                "False",
+                "KubeletHasSufficientPID",
+                "kubelet has sufficient PID available",
+            ),
+            cond(
+                "Ready",
+                "True",
+                "KubeletReady",
+                "kubelet is posting ready status",
+            ),
         ]),
         daemon_endpoints: Some(NodeDaemonEndpoints {
-            kubelet_endpoint: Some(DaemonEndpoint { port: i32::from(facts.kubelet_port) }),
+            kubelet_endpoint: Some(DaemonEndpoint {
+                port: i32::from(facts.kubelet_port),
+            }),
         }),
         node_info: Some(NodeSystemInfo {
-            architecture: std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
+            architecture: std::env::consts::ARCH
+                .replace("x86_64", "amd64")
+                .replace("aarch64", "arm64"),
             operating_system: "linux".to_owned(),
             container_runtime_version: facts.container_runtime.clone(),
             kubelet_version: KUBELET_VERSION.to_owned(),
@@ -125,17 +162,26 @@ fn node_labels(cfg: &KubeletConfig) -> BTreeMap<String, String> {
         ("kubernetes.io/os".to_owned(), "linux".to_owned()),
         (
             "kubernetes.io/arch".to_owned(),
-            std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
+            std::env::consts::ARCH
+                .replace("x86_64", "amd64")
+                .replace("aarch64", "arm64"),
         ),
     ])
 }
 
 /// Creates the Node or brings an existing one's labels and podCIDR up to date,
 /// then writes its status.
-pub async fn register(client: &KernelClient, cfg: &KubeletConfig, facts: &NodeFacts) -> Result<(), kerno_sdk::Error> {
+pub async fn register(
+    client: &KernelClient,
+    cfg: &KubeletConfig,
+    facts: &NodeFacts,
+) -> Result<(), kerno_sdk::Error> {
     let nodes: Api<Node> = Api::all(client.clone());
     let desired = node_object(cfg, facts);
-    let pp = PatchParams { field_manager: Some("kubelet".to_owned()), ..PatchParams::default() };
+    let pp = PatchParams {
+        field_manager: Some("kubelet".to_owned()),
+        ..PatchParams::default()
+    };
     match nodes.create(&PostParams::default(), &desired).await {
         Ok(_) => {}
         Err(kerno_sdk::Error::AlreadyExists(_)) => {
@@ -143,11 +189,18 @@ pub async fn register(client: &KernelClient, cfg: &KubeletConfig, facts: &NodeFa
             if let Some(cidr) = &cfg.pod_cidr {
                 let current = nodes.get(&cfg.node_name).await?;
                 // podCIDR is immutable once set; only fill it in.
-                if current.spec.as_ref().and_then(|s| s.pod_cidr.as_ref()).is_none() {
+                if current
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.pod_cidr.as_ref())
+                    .is_none()
+                {
                     patch["spec"] = serde_json::json!({ "podCIDR": cidr, "podCIDRs": [cidr] });
                 }
             }
-            nodes.patch(&cfg.node_name, &pp, &Patch::Merge(patch)).await?;
+            nodes
+                .patch(&cfg.node_name, &pp, &Patch::Merge(patch))
+                .await?;
         }
         Err(e) => return Err(e),
     }
@@ -155,19 +208,34 @@ pub async fn register(client: &KernelClient, cfg: &KubeletConfig, facts: &NodeFa
 }
 
 /// Writes the node's status (heartbeat of the conditions).
-pub async fn update_status(client: &KernelClient, cfg: &KubeletConfig, facts: &NodeFacts) -> Result<(), kerno_sdk::Error> {
+pub async fn update_status(
+    client: &KernelClient,
+    cfg: &KubeletConfig,
+    facts: &NodeFacts,
+) -> Result<(), kerno_sdk::Error> {
     let nodes: Api<Node> = Api::all(client.clone());
     let previous = nodes.get_opt(&cfg.node_name).await?.and_then(|n| n.status);
     let status = node_status(cfg, facts, previous.as_ref());
-    let pp = PatchParams { field_manager: Some("kubelet".to_owned()), ..PatchParams::default() };
+    let pp = PatchParams {
+        field_manager: Some("kubelet".to_owned()),
+        ..PatchParams::default()
+    };
     nodes
-        .patch_status(&cfg.node_name, &pp, &Patch::Merge(serde_json::json!({ "status": status })))
+        .patch_status(
+            &cfg.node_name,
+            &pp,
+            &Patch::Merge(serde_json::json!({ "status": status })),
+        )
         .await?;
     Ok(())
 }
 
 /// Facts read from the machine plus what the caller knows.
-pub fn machine_facts(cfg: &KubeletConfig, container_runtime: String, kubelet_port: u16) -> NodeFacts {
+pub fn machine_facts(
+    cfg: &KubeletConfig,
+    container_runtime: String,
+    kubelet_port: u16,
+) -> NodeFacts {
     NodeFacts {
         cpus: machine::cpu_count(),
         memory_bytes: machine::memory_bytes(),
@@ -190,11 +258,18 @@ mod tests {
         }))
         .unwrap_or_else(|e| panic!("{e}"));
         let facts = NodeFacts {
-            cpus: 2, memory_bytes: 4 << 30, hostname: "host".into(), node_ip: "10.0.0.5".into(),
-            container_runtime: "containerd://1.6.20".into(), kubelet_port: 10250,
+            cpus: 2,
+            memory_bytes: 4 << 30,
+            hostname: "host".into(),
+            node_ip: "10.0.0.5".into(),
+            container_runtime: "containerd://1.6.20".into(),
+            kubelet_port: 10250,
         };
         let node = node_object(&cfg, &facts);
-        assert_eq!(node.spec.as_ref().and_then(|s| s.pod_cidr.as_deref()), Some("10.244.1.0/24"));
+        assert_eq!(
+            node.spec.as_ref().and_then(|s| s.pod_cidr.as_deref()),
+            Some("10.244.1.0/24")
+        );
         let status = node.status.unwrap_or_default();
         let cap = status.capacity.unwrap_or_default();
         assert_eq!(cap["cpu"].0, "2");
@@ -204,12 +279,21 @@ mod tests {
         assert_eq!(addrs[0].type_, "InternalIP");
         assert_eq!(addrs[0].address, "10.0.0.5");
         let conds = status.conditions.unwrap_or_default();
-        let ready = conds.iter().find(|c| c.type_ == "Ready").map(|c| c.status.as_str());
+        let ready = conds
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .map(|c| c.status.as_str());
         assert_eq!(ready, Some("True"));
         assert_eq!(conds.len(), 4);
         let info = status.node_info.unwrap_or_default();
         assert!(info.kubelet_version.starts_with("v1.33."));
         assert_eq!(info.container_runtime_version, "containerd://1.6.20");
-        assert_eq!(status.daemon_endpoints.and_then(|d| d.kubelet_endpoint).map(|e| e.port), Some(10250));
+        assert_eq!(
+            status
+                .daemon_endpoints
+                .and_then(|d| d.kubelet_endpoint)
+                .map(|e| e.port),
+            Some(10250)
+        );
     }
 }

@@ -51,7 +51,8 @@ pub struct ProbeState {
 impl ProbeState {
     /// A probe for a container that started at `started`.
     pub fn new(kind: ProbeKind, probe: &Probe, started: Instant) -> Self {
-        let secs = |v: Option<i32>, default: i32| Duration::from_secs(v.unwrap_or(default).max(0) as u64);
+        let secs =
+            |v: Option<i32>, default: i32| Duration::from_secs(v.unwrap_or(default).max(0) as u64);
         Self {
             kind,
             period: secs(probe.period_seconds, 10).max(Duration::from_secs(1)),
@@ -127,7 +128,11 @@ pub struct ProbeTarget<'a> {
 }
 
 /// Runs one probe attempt; `Err` carries the failure message for the event.
-pub async fn run_probe(probe: &Probe, target: ProbeTarget<'_>, timeout: Duration) -> Result<(), String> {
+pub async fn run_probe(
+    probe: &Probe,
+    target: ProbeTarget<'_>,
+    timeout: Duration,
+) -> Result<(), String> {
     if let Some(exec) = &probe.exec {
         let mut runtime = target.runtime;
         let reply = runtime
@@ -160,12 +165,19 @@ pub async fn run_probe(probe: &Probe, target: ProbeTarget<'_>, timeout: Duration
             .collect();
         return tokio::time::timeout(timeout, http_get(&host, port, &path, &headers))
             .await
-            .map_err(|_| format!("Get \"http://{host}:{port}{path}\": context deadline exceeded"))?;
+            .map_err(|_| {
+                format!("Get \"http://{host}:{port}{path}\": context deadline exceeded")
+            })?;
     }
     if let Some(tcp) = &probe.tcp_socket {
         let port = resolve_port(&tcp.port, target.ports)?;
         let host = tcp.host.clone().unwrap_or_else(|| target.pod_ip.to_owned());
-        return match tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host.as_str(), port))).await {
+        return match tokio::time::timeout(
+            timeout,
+            tokio::net::TcpStream::connect((host.as_str(), port)),
+        )
+        .await
+        {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(format!("dial tcp {host}:{port}: {e}")),
             Err(_) => Err(format!("dial tcp {host}:{port}: i/o timeout")),
@@ -187,14 +199,20 @@ pub fn resolve_port(port: &IntOrString, ports: &[ContainerPort]) -> Result<u16, 
 }
 
 /// One HTTP/1.1 GET; 200..399 is success.
-async fn http_get(host: &str, port: u16, path: &str, headers: &[(String, String)]) -> Result<(), String> {
+async fn http_get(
+    host: &str,
+    port: u16,
+    path: &str,
+    headers: &[(String, String)],
+) -> Result<(), String> {
     let url = format!("http://{host}:{port}{path}");
     let stream = tokio::net::TcpStream::connect((host, port))
         .await
         .map_err(|e| format!("Get \"{url}\": {e}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("Get \"{url}\": {e}"))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("Get \"{url}\": {e}"))?;
     let conn = tokio::spawn(conn);
     let mut request = hyper::Request::get(path)
         .header(hyper::header::HOST, format!("{host}:{port}"))
@@ -205,13 +223,19 @@ async fn http_get(host: &str, port: u16, path: &str, headers: &[(String, String)
     let request = request
         .body(http_body_util::Empty::<bytes::Bytes>::new())
         .map_err(|e| format!("Get \"{url}\": {e}"))?;
-    let response = sender.send_request(request).await.map_err(|e| format!("Get \"{url}\": {e}"));
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("Get \"{url}\": {e}"));
     conn.abort();
     let status = response?.status();
     if (200..400).contains(&status.as_u16()) {
         Ok(())
     } else {
-        Err(format!("HTTP probe failed with statuscode: {}", status.as_u16()))
+        Err(format!(
+            "HTTP probe failed with statuscode: {}",
+            status.as_u16()
+        ))
     }
 }
 
@@ -226,7 +250,9 @@ mod tests {
     #[test]
     fn liveness_fails_only_after_the_failure_threshold_in_a_row() {
         let t0 = Instant::now();
-        let p = probe(serde_json::json!({"initialDelaySeconds": 5, "periodSeconds": 2, "failureThreshold": 3}));
+        let p = probe(
+            serde_json::json!({"initialDelaySeconds": 5, "periodSeconds": 2, "failureThreshold": 3}),
+        );
         let mut s = ProbeState::new(ProbeKind::Liveness, &p, t0);
         assert!(s.passing());
         assert!(!s.due(t0));
@@ -273,7 +299,10 @@ mod tests {
             container_port: 8080,
             ..ContainerPort::default()
         }];
-        assert_eq!(resolve_port(&IntOrString::String("http".into()), &ports), Ok(8080));
+        assert_eq!(
+            resolve_port(&IntOrString::String("http".into()), &ports),
+            Ok(8080)
+        );
         assert_eq!(resolve_port(&IntOrString::Int(81), &ports), Ok(81));
         assert!(resolve_port(&IntOrString::String("x".into()), &ports).is_err());
     }
@@ -297,7 +326,10 @@ mod tests {
         });
         assert_eq!(http_get("127.0.0.1", port, "/healthz", &[]).await, Ok(()));
         let err = http_get("127.0.0.1", port, "/healthz", &[]).await;
-        assert_eq!(err, Err("HTTP probe failed with statuscode: 500".to_owned()));
+        assert_eq!(
+            err,
+            Err("HTTP probe failed with statuscode: 500".to_owned())
+        );
         Ok(())
     }
 }

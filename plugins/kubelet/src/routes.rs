@@ -24,7 +24,11 @@ pub fn node_routes(nodes: &[std::sync::Arc<Node>]) -> Vec<net::NodeRoute> {
                 .find(|a| a.type_ == "InternalIP")?
                 .address
                 .clone();
-            Some(net::NodeRoute { node_name: n.metadata.name.clone()?, pod_cidr: cidr, node_ip: ip })
+            Some(net::NodeRoute {
+                node_name: n.metadata.name.clone()?,
+                pod_cidr: cidr,
+                node_ip: ip,
+            })
         })
         .collect();
     out.sort_by(|a, b| a.node_name.cmp(&b.node_name));
@@ -50,7 +54,12 @@ pub async fn sync_routes(client: KernelClient, mut network: NetworkClient) {
         if !forced && last.as_ref() == Some(&routes) {
             continue;
         }
-        match network.sync_routes(net::SyncRoutesRequest { nodes: routes.clone() }).await {
+        match network
+            .sync_routes(net::SyncRoutesRequest {
+                nodes: routes.clone(),
+            })
+            .await
+        {
             Ok(_) => last = Some(routes),
             Err(s) => tracing::debug!(error = %s.message(), "network driver did not take routes"),
         }

@@ -120,7 +120,12 @@ fn prepare_volume(
     }
     if let Some(d) = &volume.downward_api {
         let dir = volumes.join("downward-api").join(&volume.name);
-        let files = downward_files(pod, fields, d.items.as_deref().unwrap_or(&[]), d.default_mode)?;
+        let files = downward_files(
+            pod,
+            fields,
+            d.items.as_deref().unwrap_or(&[]),
+            d.default_mode,
+        )?;
         write_files(&dir, &files).map_err(io_err(&dir))?;
         return Ok(dir);
     }
@@ -142,9 +147,12 @@ fn prepare_volume(
             }
             if let Some(s) = &source.secret {
                 match refs.secret_data(&s.name) {
-                    Some(data) => {
-                        files.extend(key_files(&s.name, &data, s.items.as_deref(), p.default_mode)?)
-                    }
+                    Some(data) => files.extend(key_files(
+                        &s.name,
+                        &data,
+                        s.items.as_deref(),
+                        p.default_mode,
+                    )?),
                     None if s.optional == Some(true) => {}
                     None => return Err(VolumeError::SecretNotFound(s.name.clone())),
                 }
@@ -188,10 +196,12 @@ fn key_files(
         Some(items) => items
             .iter()
             .map(|item| {
-                let value = data.get(&item.key).ok_or_else(|| VolumeError::KeyNotFound {
-                    name: name.to_owned(),
-                    key: item.key.clone(),
-                })?;
+                let value = data
+                    .get(&item.key)
+                    .ok_or_else(|| VolumeError::KeyNotFound {
+                        name: name.to_owned(),
+                        key: item.key.clone(),
+                    })?;
                 Ok((
                     item.path.clone(),
                     FileSpec {
@@ -420,12 +430,18 @@ mod tests {
         };
         assert_eq!(volume, "v");
         assert_eq!(e.to_string(), "configmap \"absent\" not found");
-        let p = pod(serde_json::json!([{"name": "v", "secret": {"secretName": "tls",
-            "items": [{"key": "nope", "path": "x"}]}}]));
+        let p = pod(
+            serde_json::json!([{"name": "v", "secret": {"secretName": "tls",
+            "items": [{"key": "nope", "path": "x"}]}}]),
+        );
         assert!(prepare_volumes(&p, tmp.path(), &refs(), &PodFields::default()).is_err());
-        let p = pod(serde_json::json!([{"name": "v", "configMap": {"name": "absent", "optional": true}}]));
+        let p = pod(
+            serde_json::json!([{"name": "v", "configMap": {"name": "absent", "optional": true}}]),
+        );
         assert!(prepare_volumes(&p, tmp.path(), &refs(), &PodFields::default()).is_ok());
-        let p = pod(serde_json::json!([{"name": "v", "hostPath": {"path": "/nonexistent-kerno", "type": "Directory"}}]));
+        let p = pod(
+            serde_json::json!([{"name": "v", "hostPath": {"path": "/nonexistent-kerno", "type": "Directory"}}]),
+        );
         assert!(prepare_volumes(&p, tmp.path(), &refs(), &PodFields::default()).is_err());
         Ok(())
     }

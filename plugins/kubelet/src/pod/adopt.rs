@@ -18,7 +18,10 @@ use crate::time;
 /// Lists this node's sandboxes; returns those whose pod (by uid) is in
 /// `pods` and not being deleted, one per pod (the newest), after stopping and
 /// removing every other one.
-pub async fn reconcile_sandboxes(deps: &Deps, pods: &[Arc<Pod>]) -> Result<HashMap<String, Adopted>, String> {
+pub async fn reconcile_sandboxes(
+    deps: &Deps,
+    pods: &[Arc<Pod>],
+) -> Result<HashMap<String, Adopted>, String> {
     let mut runtime = deps.runtime.clone();
     let sandboxes = runtime
         .list_pod_sandbox(rt::ListPodSandboxRequest {
@@ -36,7 +39,11 @@ pub async fn reconcile_sandboxes(deps: &Deps, pods: &[Arc<Pod>]) -> Result<HashM
     let mut keep: HashMap<String, rt::PodSandbox> = HashMap::new();
     let mut remove = Vec::new();
     for sandbox in sandboxes {
-        let uid = sandbox.labels.get(LABEL_POD_UID).cloned().unwrap_or_default();
+        let uid = sandbox
+            .labels
+            .get(LABEL_POD_UID)
+            .cloned()
+            .unwrap_or_default();
         if !live.contains_key(&uid) || sandbox.state() != rt::SandboxState::SandboxReady {
             remove.push(sandbox);
             continue;
@@ -69,7 +76,13 @@ pub async fn reconcile_sandboxes(deps: &Deps, pods: &[Arc<Pod>]) -> Result<HashM
             .await
             .map(|r| r.into_inner().items)
             .unwrap_or_default();
-        adopted.insert(uid, Adopted { sandbox, containers });
+        adopted.insert(
+            uid,
+            Adopted {
+                sandbox,
+                containers,
+            },
+        );
     }
     Ok(adopted)
 }
@@ -78,14 +91,20 @@ pub async fn reconcile_sandboxes(deps: &Deps, pods: &[Arc<Pod>]) -> Result<HashM
 pub async fn remove_sandbox(deps: &Deps, sandbox: &rt::PodSandbox) {
     let mut runtime = deps.runtime.clone();
     let mut network = deps.network.clone();
-    let r = rt::PodSandboxRef { sandbox_id: sandbox.id.clone() };
+    let r = rt::PodSandboxRef {
+        sandbox_id: sandbox.id.clone(),
+    };
     let _ = runtime.stop_pod_sandbox(r.clone()).await;
     let meta = sandbox.metadata.clone().unwrap_or_default();
     let _ = network
         .tear_down(net::TearDownRequest {
             sandbox_id: sandbox.id.clone(),
             netns_path: sandbox.netns_path.clone(),
-            pod: Some(net::PodRef { namespace: meta.namespace, name: meta.name, uid: meta.uid.clone() }),
+            pod: Some(net::PodRef {
+                namespace: meta.namespace,
+                name: meta.name,
+                uid: meta.uid.clone(),
+            }),
         })
         .await;
     let _ = runtime.remove_pod_sandbox(r).await;
@@ -95,20 +114,32 @@ pub async fn remove_sandbox(deps: &Deps, sandbox: &rt::PodSandbox) {
 impl PodWorker {
     /// Takes over a sandbox and its containers found at start-up.
     pub async fn adopt(&mut self, adopted: Adopted) {
-        let Adopted { sandbox, containers } = adopted;
+        let Adopted {
+            sandbox,
+            containers,
+        } = adopted;
         let deps = self.deps.clone();
         self.sandbox_id = Some(sandbox.id.clone());
         self.netns_path = sandbox.netns_path.clone();
         let mut network = deps.network.clone();
         if self.pod.spec.as_ref().and_then(|s| s.host_network) == Some(true) {
             self.pod_ips = vec![deps.host_ip.clone()];
-        } else if let Ok(r) = network.status(net::StatusRequest { sandbox_id: sandbox.id.clone() }).await {
+        } else if let Ok(r) = network
+            .status(net::StatusRequest {
+                sandbox_id: sandbox.id.clone(),
+            })
+            .await
+        {
             self.pod_ips = r.into_inner().ips;
         }
         let spec = self.pod.spec.clone().unwrap_or_default();
         let pod = self.pod.clone();
         for (kind, specs, records) in [
-            ("init", spec.init_containers.clone().unwrap_or_default(), &mut self.init),
+            (
+                "init",
+                spec.init_containers.clone().unwrap_or_default(),
+                &mut self.init,
+            ),
             ("regular", spec.containers.clone(), &mut self.containers),
         ] {
             for (rec, cspec) in records.iter_mut().zip(&specs) {
@@ -119,19 +150,29 @@ impl PodWorker {
                             && c.labels.get(LABEL_CONTAINER_KIND).map(String::as_str) == Some(kind)
                     })
                     .collect();
-                instances.sort_by_key(|c| std::cmp::Reverse(c.metadata.as_ref().map(|m| m.attempt).unwrap_or(0)));
+                instances.sort_by_key(|c| {
+                    std::cmp::Reverse(c.metadata.as_ref().map(|m| m.attempt).unwrap_or(0))
+                });
                 let Some(current) = instances.first() else {
                     continue;
                 };
                 rec.container_id = Some(current.id.clone());
                 rec.image_id = current.image_id.clone();
-                rec.restart_count = current.metadata.as_ref().map(|m| m.attempt as i32).unwrap_or(0);
+                rec.restart_count = current
+                    .metadata
+                    .as_ref()
+                    .map(|m| m.attempt as i32)
+                    .unwrap_or(0);
                 rec.previous_id = instances.get(1).map(|c| c.id.clone());
                 rec.last_terminated = instances.get(1).and_then(|c| exited(c));
                 // Instances older than the previous one are no longer needed.
                 for old in instances.iter().skip(2) {
                     let mut runtime = deps.runtime.clone();
-                    let _ = runtime.remove_container(rt::ContainerRef { container_id: old.id.clone() }).await;
+                    let _ = runtime
+                        .remove_container(rt::ContainerRef {
+                            container_id: old.id.clone(),
+                        })
+                        .await;
                 }
                 match exited(current) {
                     Some(t) => {
@@ -139,7 +180,11 @@ impl PodWorker {
                         rec.exited_at = Some(std::time::Instant::now());
                     }
                     None => {
-                        mark_running(rec, cspec, time::from_unix_nanos(current.started_at_unix_nanos));
+                        mark_running(
+                            rec,
+                            cspec,
+                            time::from_unix_nanos(current.started_at_unix_nanos),
+                        );
                     }
                 }
                 let m = &pod.metadata;
@@ -157,13 +202,23 @@ impl PodWorker {
 
 /// How an instance ended, if it did (a created-but-never-started one counts as failed to start).
 fn exited(c: &rt::Container) -> Option<Terminated> {
-    let reason = |default: &str| if c.reason.is_empty() { default.to_owned() } else { c.reason.clone() };
+    let reason = |default: &str| {
+        if c.reason.is_empty() {
+            default.to_owned()
+        } else {
+            c.reason.clone()
+        }
+    };
     match c.state() {
         rt::ContainerState::ContainerRunning => None,
         rt::ContainerState::ContainerExited => Some(Terminated {
             container_id: c.id.clone(),
             exit_code: c.exit_code,
-            reason: reason(if c.exit_code == 0 { "Completed" } else { "Error" }),
+            reason: reason(if c.exit_code == 0 {
+                "Completed"
+            } else {
+                "Error"
+            }),
             message: c.message.clone(),
             started_at: time::from_unix_nanos(c.started_at_unix_nanos),
             finished_at: time::from_unix_nanos(c.finished_at_unix_nanos),

@@ -78,7 +78,12 @@ pub async fn refresh(deps: &Deps, rec: &mut ContainerRecord) {
         return;
     }
     let mut runtime = deps.runtime.clone();
-    let exited = match runtime.container_status(rt::ContainerRef { container_id: id.clone() }).await {
+    let exited = match runtime
+        .container_status(rt::ContainerRef {
+            container_id: id.clone(),
+        })
+        .await
+    {
         Ok(reply) => {
             let c = reply.into_inner();
             if !c.image_id.is_empty() {
@@ -137,9 +142,14 @@ pub async fn start(ctx: &StartCtx<'_>, rec: &mut ContainerRecord, spec: &Contain
         let pull_failed = matches!(&rec.phase, ContainerPhase::Waiting { reason, .. }
             if reason == "ErrImagePull" || reason == "ImagePullBackOff");
         if pull_failed {
-            if rec.wait("ImagePullBackOff", format!("Back-off pulling image \"{image}\"")) {
+            if rec.wait(
+                "ImagePullBackOff",
+                format!("Back-off pulling image \"{image}\""),
+            ) {
                 let msg = format!("Back-off pulling image \"{image}\"");
-                deps.cluster.event(pod, Some(&fp), "Normal", "BackOff", &msg).await;
+                deps.cluster
+                    .event(pod, Some(&fp), "Normal", "BackOff", &msg)
+                    .await;
             }
         } else {
             let msg = format!(
@@ -151,8 +161,14 @@ pub async fn start(ctx: &StartCtx<'_>, rec: &mut ContainerRecord, spec: &Contain
             let keep_last = rec.last_terminated.clone();
             let current = rec.terminated().cloned();
             if rec.wait("CrashLoopBackOff", msg) {
-                let msg = format!("Back-off restarting failed container {} in pod {}", spec.name, ctx.pod_ref());
-                deps.cluster.event(pod, Some(&fp), "Warning", "BackOff", &msg).await;
+                let msg = format!(
+                    "Back-off restarting failed container {} in pod {}",
+                    spec.name,
+                    ctx.pod_ref()
+                );
+                deps.cluster
+                    .event(pod, Some(&fp), "Warning", "BackOff", &msg)
+                    .await;
             }
             // While backing off, the last run is what `lastState` shows.
             rec.last_terminated = current.or(keep_last);
@@ -160,7 +176,12 @@ pub async fn start(ctx: &StartCtx<'_>, rec: &mut ContainerRecord, spec: &Contain
         return;
     }
     let mut runtime = deps.runtime.clone();
-    let present = match runtime.image_status(rt::ImageRef { image: image.clone() }).await {
+    let present = match runtime
+        .image_status(rt::ImageRef {
+            image: image.clone(),
+        })
+        .await
+    {
         Ok(r) => r.into_inner().image,
         Err(s) => {
             if rec.wait("ContainerCreating", format!("runtime: {}", s.message())) {
@@ -173,7 +194,9 @@ pub async fn start(ctx: &StartCtx<'_>, rec: &mut ContainerRecord, spec: &Contain
     if present.is_none() && policy == "Never" {
         let msg = format!("Container image \"{image}\" is not present with pull policy of Never");
         if rec.wait("ErrImageNeverPull", msg.clone()) {
-            deps.cluster.event(pod, Some(&fp), "Warning", "ErrImageNeverPull", &msg).await;
+            deps.cluster
+                .event(pod, Some(&fp), "Warning", "ErrImageNeverPull", &msg)
+                .await;
         }
         return;
     }
@@ -193,7 +216,15 @@ pub async fn start(ctx: &StartCtx<'_>, rec: &mut ContainerRecord, spec: &Contain
         Ok(c) => c,
         Err(msg) => {
             if rec.wait("CreateContainerConfigError", msg.clone()) {
-                deps.cluster.event(pod, Some(&fp), "Warning", "Failed", &format!("Error: {msg}")).await;
+                deps.cluster
+                    .event(
+                        pod,
+                        Some(&fp),
+                        "Warning",
+                        "Failed",
+                        &format!("Error: {msg}"),
+                    )
+                    .await;
             }
             return;
         }
@@ -202,7 +233,9 @@ pub async fn start(ctx: &StartCtx<'_>, rec: &mut ContainerRecord, spec: &Contain
         rec.image_id = img.id.clone();
         if rec.container_id.is_none() {
             let msg = format!("Container image \"{image}\" already present on machine");
-            deps.cluster.event(pod, Some(&fp), "Normal", "Pulled", &msg).await;
+            deps.cluster
+                .event(pod, Some(&fp), "Normal", "Pulled", &msg)
+                .await;
         }
     }
     let attempt = next_attempt(rec);
@@ -217,32 +250,51 @@ pub async fn start(ctx: &StartCtx<'_>, rec: &mut ContainerRecord, spec: &Contain
         Ok(r) => r.into_inner().container_id,
         Err(s) => {
             let (reason, msg) = if s.code() == tonic::Code::NotFound && present.is_none() {
-                ("ErrImagePull", format!("Failed to pull image \"{image}\": {}", s.message()))
+                (
+                    "ErrImagePull",
+                    format!("Failed to pull image \"{image}\": {}", s.message()),
+                )
             } else {
                 ("CreateContainerError", s.message().to_owned())
             };
             rec.exited_at = Some(Instant::now());
             rec.delay = Some(rec.backoff.next_delay());
             if rec.wait(reason, msg.clone()) {
-                let event_msg = if reason == "ErrImagePull" { msg } else { format!("Error: {msg}") };
-                deps.cluster.event(pod, Some(&fp), "Warning", "Failed", &event_msg).await;
+                let event_msg = if reason == "ErrImagePull" {
+                    msg
+                } else {
+                    format!("Error: {msg}")
+                };
+                deps.cluster
+                    .event(pod, Some(&fp), "Warning", "Failed", &event_msg)
+                    .await;
                 if reason == "ErrImagePull" {
                     let m = format!("Error: {reason}");
-                    deps.cluster.event(pod, Some(&fp), "Warning", "Failed", &m).await;
+                    deps.cluster
+                        .event(pod, Some(&fp), "Warning", "Failed", &m)
+                        .await;
                 }
             }
             return;
         }
     };
     deps.cluster
-        .event(pod, Some(&fp), "Normal", "Created", &format!("Created container: {}", spec.name))
+        .event(
+            pod,
+            Some(&fp),
+            "Normal",
+            "Created",
+            &format!("Created container: {}", spec.name),
+        )
         .await;
     // The instance before the previous one is no longer needed (logs --previous
     // reads only the previous one).
     let restarting = rec.container_id.is_some();
     if restarting {
         if let Some(old) = rec.previous_id.take() {
-            let _ = runtime.remove_container(rt::ContainerRef { container_id: old }).await;
+            let _ = runtime
+                .remove_container(rt::ContainerRef { container_id: old })
+                .await;
         }
         rec.previous_id = rec.container_id.clone();
         if let Some(t) = rec.terminated().cloned() {
@@ -267,7 +319,12 @@ pub async fn start(ctx: &StartCtx<'_>, rec: &mut ContainerRecord, spec: &Contain
         &spec.name,
         &new_id,
     );
-    if let Err(s) = runtime.start_container(rt::ContainerRef { container_id: new_id.clone() }).await {
+    if let Err(s) = runtime
+        .start_container(rt::ContainerRef {
+            container_id: new_id.clone(),
+        })
+        .await
+    {
         let msg = s.message().to_owned();
         rec.phase = ContainerPhase::Terminated(Terminated {
             container_id: new_id,
@@ -280,11 +337,25 @@ pub async fn start(ctx: &StartCtx<'_>, rec: &mut ContainerRecord, spec: &Contain
         rec.exited_at = Some(Instant::now());
         rec.started_instant = rec.exited_at;
         rec.reported = None;
-        deps.cluster.event(pod, Some(&fp), "Warning", "Failed", &format!("Error: {msg}")).await;
+        deps.cluster
+            .event(
+                pod,
+                Some(&fp),
+                "Warning",
+                "Failed",
+                &format!("Error: {msg}"),
+            )
+            .await;
         return;
     }
     deps.cluster
-        .event(pod, Some(&fp), "Normal", "Started", &format!("Started container {}", spec.name))
+        .event(
+            pod,
+            Some(&fp),
+            "Normal",
+            "Started",
+            &format!("Started container {}", spec.name),
+        )
         .await;
     mark_running(rec, spec, Some(time::now()));
 }
@@ -299,7 +370,11 @@ fn next_attempt(rec: &ContainerRecord) -> u32 {
 }
 
 /// Sets a record to running with fresh probes.
-pub fn mark_running(rec: &mut ContainerRecord, spec: &Container, started_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) {
+pub fn mark_running(
+    rec: &mut ContainerRecord,
+    spec: &Container,
+    started_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+) {
     let now = Instant::now();
     rec.phase = ContainerPhase::Running { started_at };
     rec.started_instant = Some(now);
@@ -321,7 +396,14 @@ pub fn mark_running(rec: &mut ContainerRecord, spec: &Container, started_at: Opt
 
 /// Runs the due probes of a running container; kills it on a failed
 /// liveness or startup probe (the restart policy then applies).
-pub async fn probe(deps: &Deps, pod: &Pod, rec: &mut ContainerRecord, spec: &Container, pod_ip: &str, grace: i64) {
+pub async fn probe(
+    deps: &Deps,
+    pod: &Pod,
+    rec: &mut ContainerRecord,
+    spec: &Container,
+    pod_ip: &str,
+    grace: i64,
+) {
     let Some(id) = rec.container_id.clone() else {
         return;
     };
@@ -355,7 +437,9 @@ pub async fn probe(deps: &Deps, pod: &Pod, rec: &mut ContainerRecord, spec: &Con
         let outcome = run_probe(probe_spec, target, timeout).await;
         if let Err(msg) = &outcome {
             let msg = format!("{} probe failed: {msg}", kind.label());
-            deps.cluster.event(pod, Some(&fp), "Warning", "Unhealthy", &msg).await;
+            deps.cluster
+                .event(pod, Some(&fp), "Warning", "Unhealthy", &msg)
+                .await;
         }
         let flipped = rec.probes[i].record(outcome.is_ok(), Instant::now());
         match (kind, flipped) {
@@ -375,11 +459,19 @@ pub async fn probe(deps: &Deps, pod: &Pod, rec: &mut ContainerRecord, spec: &Con
         .is_none_or(|p| p.passing());
     rec.ready = rec.started && readiness_ok;
     if let Some(which) = kill {
-        let msg = format!("Container {} failed {which} probe, will be restarted", spec.name);
-        deps.cluster.event(pod, Some(&fp), "Normal", "Killing", &msg).await;
+        let msg = format!(
+            "Container {} failed {which} probe, will be restarted",
+            spec.name
+        );
+        deps.cluster
+            .event(pod, Some(&fp), "Normal", "Killing", &msg)
+            .await;
         let mut runtime = deps.runtime.clone();
         let _ = runtime
-            .stop_container(rt::StopContainerRequest { container_id: id, timeout_seconds: grace })
+            .stop_container(rt::StopContainerRequest {
+                container_id: id,
+                timeout_seconds: grace,
+            })
             .await;
         refresh(deps, rec).await;
     }

@@ -47,7 +47,11 @@ impl ContainerIndex {
 
     /// The current instance of a container.
     pub fn get(&self, namespace: &str, pod: &str, container: &str) -> Option<String> {
-        self.0.read().ok()?.get(&Self::key(namespace, pod, container)).cloned()
+        self.0
+            .read()
+            .ok()?
+            .get(&Self::key(namespace, pod, container))
+            .cloned()
     }
 
     /// Forgets a pod's containers.

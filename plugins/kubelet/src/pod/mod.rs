@@ -91,7 +91,8 @@ impl PodManager {
             .iter()
             .filter_map(|p| Some((p.metadata.uid.clone()?, p.clone())))
             .collect();
-        self.workers.retain(|uid, h| !h.task.is_finished() || present.contains_key(uid));
+        self.workers
+            .retain(|uid, h| !h.task.is_finished() || present.contains_key(uid));
         for (uid, handle) in &self.workers {
             if !present.contains_key(uid) {
                 handle.updates.send_replace(None);
@@ -106,7 +107,10 @@ impl PodManager {
 
     /// How many pods have a live worker.
     pub fn len(&self) -> usize {
-        self.workers.values().filter(|h| !h.task.is_finished()).count()
+        self.workers
+            .values()
+            .filter(|h| !h.task.is_finished())
+            .count()
     }
 
     /// Whether no pod has a live worker.

@@ -26,8 +26,14 @@ pub const LABEL_NODE: &str = "kerno.dev/node";
 /// The labels identifying `pod`'s sandbox on `node`.
 pub fn sandbox_labels(pod: &Pod, node: &str) -> HashMap<String, String> {
     HashMap::from([
-        (LABEL_POD_UID.to_owned(), pod.metadata.uid.clone().unwrap_or_default()),
-        (LABEL_POD_NAME.to_owned(), pod.metadata.name.clone().unwrap_or_default()),
+        (
+            LABEL_POD_UID.to_owned(),
+            pod.metadata.uid.clone().unwrap_or_default(),
+        ),
+        (
+            LABEL_POD_NAME.to_owned(),
+            pod.metadata.name.clone().unwrap_or_default(),
+        ),
         (
             LABEL_POD_NAMESPACE.to_owned(),
             pod.metadata.namespace.clone().unwrap_or_default(),
@@ -64,7 +70,11 @@ pub fn resolv_conf(cfg: &KubeletConfig, pod: &Pod) -> String {
         let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
         let domain = cfg.cluster_domain();
         nameservers.push(dns.clone());
-        searches.extend([format!("{ns}.svc.{domain}"), format!("svc.{domain}"), domain.to_owned()]);
+        searches.extend([
+            format!("{ns}.svc.{domain}"),
+            format!("svc.{domain}"),
+            domain.to_owned(),
+        ]);
         options.push("ndots:5".to_owned());
     }
     if let Some(dc) = &spec.dns_config {
@@ -123,10 +133,15 @@ pub fn sandbox_config(cfg: &KubeletConfig, pod: &Pod, attempt: u32) -> rt::PodSa
 /// The runtime resources of a container (cpu request/limit, memory limit).
 pub fn resources(container: &Container) -> rt::Resources {
     let res = container.resources.as_ref();
-    let get = |section: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+    let get = |section: Option<
+        &BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+    >,
                name: &str,
                parse: fn(&str) -> Option<i64>| {
-        section.and_then(|m| m.get(name)).and_then(|q| parse(&q.0)).unwrap_or(0)
+        section
+            .and_then(|m| m.get(name))
+            .and_then(|q| parse(&q.0))
+            .unwrap_or(0)
     };
     let limits = res.and_then(|r| r.limits.as_ref());
     let requests = res.and_then(|r| r.requests.as_ref());
@@ -134,7 +149,11 @@ pub fn resources(container: &Container) -> rt::Resources {
     let cpu_request = get(requests, "cpu", quantity::cpu_millis);
     rt::Resources {
         // A limit without a request implies the request (Kubernetes defaulting).
-        cpu_millis_request: if cpu_request == 0 { cpu_limit } else { cpu_request },
+        cpu_millis_request: if cpu_request == 0 {
+            cpu_limit
+        } else {
+            cpu_request
+        },
         cpu_millis_limit: cpu_limit,
         memory_limit_bytes: get(limits, "memory", quantity::value),
     }
@@ -259,7 +278,10 @@ mod tests {
         assert_eq!(resolv_conf(&cfg(), &p), "");
         let p = pod(serde_json::json!({"containers": [], "dnsPolicy": "None",
             "dnsConfig": {"nameservers": ["1.2.3.4"], "options": [{"name": "ndots", "value": "2"}]}}));
-        assert_eq!(resolv_conf(&cfg(), &p), "nameserver 1.2.3.4\noptions ndots:2\n");
+        assert_eq!(
+            resolv_conf(&cfg(), &p),
+            "nameserver 1.2.3.4\noptions ndots:2\n"
+        );
     }
 
     #[test]
@@ -271,7 +293,11 @@ mod tests {
             "volumeMounts": [{"name": "data", "mountPath": "/data", "readOnly": true},
                              {"name": "data", "mountPath": "/sub", "subPath": "x"}]
         }]}));
-        let c = p.spec.as_ref().map(|s| s.containers[0].clone()).unwrap_or_default();
+        let c = p
+            .spec
+            .as_ref()
+            .map(|s| s.containers[0].clone())
+            .unwrap_or_default();
         let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let vols = BTreeMap::from([("data".to_owned(), tmp.path().to_path_buf())]);
         let env = [("GREETING".to_owned(), "hi".to_owned())];
@@ -284,8 +310,18 @@ mod tests {
         assert!(cc.mounts[0].readonly);
         assert!(tmp.path().join("x").is_dir());
         let r = cc.resources.unwrap_or_default();
-        assert_eq!((r.cpu_millis_request, r.cpu_millis_limit, r.memory_limit_bytes), (250, 1000, 64 << 20));
-        assert_eq!(cc.labels.get(LABEL_CONTAINER_NAME).map(String::as_str), Some("c"));
+        assert_eq!(
+            (
+                r.cpu_millis_request,
+                r.cpu_millis_limit,
+                r.memory_limit_bytes
+            ),
+            (250, 1000, 64 << 20)
+        );
+        assert_eq!(
+            cc.labels.get(LABEL_CONTAINER_NAME).map(String::as_str),
+            Some("c")
+        );
         let bad = BTreeMap::new();
         assert_eq!(
             container_config(&p, &c, "regular", &env, &bad, 0).err(),

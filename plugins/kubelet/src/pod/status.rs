@@ -153,13 +153,7 @@ pub fn container_status(c: &ContainerRecord) -> ContainerStatus {
     }
 }
 
-fn condition(
-    pod: &Pod,
-    type_: &str,
-    ok: bool,
-    reason: Option<&str>,
-    now: &Time,
-) -> PodCondition {
+fn condition(pod: &Pod, type_: &str, ok: bool, reason: Option<&str>, now: &Time) -> PodCondition {
     let status = if ok { "True" } else { "False" };
     // Keep the transition time while the status stays the same.
     let since = pod
@@ -186,26 +180,59 @@ pub fn compute(view: &PodView<'_>) -> PodStatus {
     let phase = phase(view);
     let finished = phase == "Succeeded" || phase == "Failed";
     let containers_ready = !view.containers.is_empty() && view.containers.iter().all(|c| c.ready);
-    let not_ready_reason = if finished { "PodCompleted" } else { "ContainersNotReady" };
+    let not_ready_reason = if finished {
+        "PodCompleted"
+    } else {
+        "ContainersNotReady"
+    };
     status.phase = Some(phase.to_owned());
     status.conditions = Some(vec![
-        condition(pod, "PodReadyToStartContainers", view.sandbox_ready, None, view.now),
+        condition(
+            pod,
+            "PodReadyToStartContainers",
+            view.sandbox_ready,
+            None,
+            view.now,
+        ),
         condition(
             pod,
             "Initialized",
             view.initialized,
-            Some(if finished { "PodCompleted" } else { "ContainersNotInitialized" }),
+            Some(if finished {
+                "PodCompleted"
+            } else {
+                "ContainersNotInitialized"
+            }),
             view.now,
         ),
-        condition(pod, "Ready", containers_ready, Some(not_ready_reason), view.now),
-        condition(pod, "ContainersReady", containers_ready, Some(not_ready_reason), view.now),
+        condition(
+            pod,
+            "Ready",
+            containers_ready,
+            Some(not_ready_reason),
+            view.now,
+        ),
+        condition(
+            pod,
+            "ContainersReady",
+            containers_ready,
+            Some(not_ready_reason),
+            view.now,
+        ),
         condition(pod, "PodScheduled", true, None, view.now),
     ]);
     status.host_ip = (!view.host_ip.is_empty()).then(|| view.host_ip.to_owned());
-    status.host_ips = status.host_ip.as_ref().map(|ip| vec![HostIP { ip: ip.clone() }]);
+    status.host_ips = status
+        .host_ip
+        .as_ref()
+        .map(|ip| vec![HostIP { ip: ip.clone() }]);
     status.pod_ip = view.pod_ips.first().cloned();
-    status.pod_ips =
-        (!view.pod_ips.is_empty()).then(|| view.pod_ips.iter().map(|ip| PodIP { ip: ip.clone() }).collect());
+    status.pod_ips = (!view.pod_ips.is_empty()).then(|| {
+        view.pod_ips
+            .iter()
+            .map(|ip| PodIP { ip: ip.clone() })
+            .collect()
+    });
     status.start_time = view.start_time.cloned();
     status.message = view.message.map(str::to_owned);
     status.container_statuses = Some(view.containers.iter().map(container_status).collect());
@@ -237,14 +264,23 @@ mod tests {
         ContainerPhase::Terminated(Terminated {
             container_id: "c1".into(),
             exit_code: code,
-            reason: if code == 0 { "Completed".into() } else { "Error".into() },
+            reason: if code == 0 {
+                "Completed".into()
+            } else {
+                "Error".into()
+            },
             message: String::new(),
             started_at: None,
             finished_at: None,
         })
     }
 
-    fn view<'a>(pod: &'a Pod, init: &'a [ContainerRecord], cs: &'a [ContainerRecord], now: &'a Time) -> PodView<'a> {
+    fn view<'a>(
+        pod: &'a Pod,
+        init: &'a [ContainerRecord],
+        cs: &'a [ContainerRecord],
+        now: &'a Time,
+    ) -> PodView<'a> {
         PodView {
             pod,
             sandbox_ready: true,
@@ -253,7 +289,9 @@ mod tests {
             start_time: None,
             init,
             containers: cs,
-            initialized: init.iter().all(|c| c.terminated().is_some_and(|t| t.exit_code == 0)),
+            initialized: init
+                .iter()
+                .all(|c| c.terminated().is_some_and(|t| t.exit_code == 0)),
             message: None,
             now,
         }
@@ -262,7 +300,10 @@ mod tests {
     #[test]
     fn phase_follows_container_states_and_restart_policy() {
         let now = crate::time::now();
-        let waiting = || ContainerPhase::Waiting { reason: "ContainerCreating".into(), message: String::new() };
+        let waiting = || ContainerPhase::Waiting {
+            reason: "ContainerCreating".into(),
+            message: String::new(),
+        };
         let running = || ContainerPhase::Running { started_at: None };
         let cases = [
             ("Always", waiting(), "Pending"),
@@ -280,25 +321,40 @@ mod tests {
         }
         // Crash-looping (waiting after a run) is Running under Always.
         let p = pod("Always");
-        let mut r = record(ContainerPhase::Waiting { reason: "CrashLoopBackOff".into(), message: String::new() });
+        let mut r = record(ContainerPhase::Waiting {
+            reason: "CrashLoopBackOff".into(),
+            message: String::new(),
+        });
         r.last_terminated = Some(Terminated {
-            container_id: "c0".into(), exit_code: 1, reason: "Error".into(), message: String::new(),
-            started_at: None, finished_at: None,
+            container_id: "c0".into(),
+            exit_code: 1,
+            reason: "Error".into(),
+            message: String::new(),
+            started_at: None,
+            finished_at: None,
         });
         assert_eq!(phase(&view(&p, &[], &[r], &now)), "Running");
         // A running init container keeps the pod Pending; a failed one under Never fails it.
         let init = [record(running())];
-        assert_eq!(phase(&view(&p, &init, &[record(waiting())], &now)), "Pending");
+        assert_eq!(
+            phase(&view(&p, &init, &[record(waiting())], &now)),
+            "Pending"
+        );
         let p = pod("Never");
         let init = [record(exited(3))];
-        assert_eq!(phase(&view(&p, &init, &[record(waiting())], &now)), "Failed");
+        assert_eq!(
+            phase(&view(&p, &init, &[record(waiting())], &now)),
+            "Failed"
+        );
     }
 
     #[test]
     fn status_has_conditions_ids_and_stable_transition_times() {
         let now = crate::time::now();
         let mut p = pod("Always");
-        let mut r = record(ContainerPhase::Running { started_at: Some(now.clone()) });
+        let mut r = record(ContainerPhase::Running {
+            started_at: Some(now.clone()),
+        });
         r.container_id = Some("abc".into());
         r.ready = true;
         r.started = true;
@@ -312,9 +368,19 @@ mod tests {
         assert_eq!(s.pod_ip.as_deref(), Some("10.244.0.7"));
         assert_eq!(s.host_ip.as_deref(), Some("10.0.0.1"));
         let cond = |s: &PodStatus, t: &str| {
-            s.conditions.iter().flatten().find(|c| c.type_ == t).map(|c| c.status.clone())
+            s.conditions
+                .iter()
+                .flatten()
+                .find(|c| c.type_ == t)
+                .map(|c| c.status.clone())
         };
-        for t in ["Ready", "ContainersReady", "Initialized", "PodScheduled", "PodReadyToStartContainers"] {
+        for t in [
+            "Ready",
+            "ContainersReady",
+            "Initialized",
+            "PodScheduled",
+            "PodReadyToStartContainers",
+        ] {
             assert_eq!(cond(&s, t).as_deref(), Some("True"), "{t}");
         }
         let c = &s.container_statuses.clone().unwrap_or_default()[0];

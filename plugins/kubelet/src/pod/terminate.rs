@@ -25,12 +25,21 @@ impl PodWorker {
                 };
                 let msg = format!("Stopping container {}", rec.name);
                 deps.cluster
-                    .event(&pod, Some(&field_path(kind, &rec.name)), "Normal", "Killing", &msg)
+                    .event(
+                        &pod,
+                        Some(&field_path(kind, &rec.name)),
+                        "Normal",
+                        "Killing",
+                        &msg,
+                    )
                     .await;
                 let mut runtime = deps.runtime.clone();
                 stops.push(async move {
                     runtime
-                        .stop_container(rt::StopContainerRequest { container_id: id, timeout_seconds: grace })
+                        .stop_container(rt::StopContainerRequest {
+                            container_id: id,
+                            timeout_seconds: grace,
+                        })
                         .await
                 });
             }
@@ -48,7 +57,12 @@ impl PodWorker {
         if let Some(sandbox_id) = self.sandbox_id.clone() {
             let mut runtime = deps.runtime.clone();
             let not_found = |s: &tonic::Status| s.code() == tonic::Code::NotFound;
-            match runtime.stop_pod_sandbox(rt::PodSandboxRef { sandbox_id: sandbox_id.clone() }).await {
+            match runtime
+                .stop_pod_sandbox(rt::PodSandboxRef {
+                    sandbox_id: sandbox_id.clone(),
+                })
+                .await
+            {
                 Err(s) if !not_found(&s) => return Err(format!("stop sandbox: {}", s.message())),
                 _ => {}
             }
@@ -66,7 +80,10 @@ impl PodWorker {
                 })
                 .await
                 .map_err(|s| format!("tear down network: {}", s.message()))?;
-            match runtime.remove_pod_sandbox(rt::PodSandboxRef { sandbox_id }).await {
+            match runtime
+                .remove_pod_sandbox(rt::PodSandboxRef { sandbox_id })
+                .await
+            {
                 Err(s) if !not_found(&s) => return Err(format!("remove sandbox: {}", s.message())),
                 _ => {}
             }
@@ -74,8 +91,10 @@ impl PodWorker {
             self.pod_ips.clear();
         }
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        remove_pod_dir(&deps.cfg.pod_dir(&uid)).map_err(|e| format!("remove pod directory: {e}"))?;
-        remove_pod_dir(&log_directory(&deps.cfg, &pod)).map_err(|e| format!("remove pod logs: {e}"))?;
+        remove_pod_dir(&deps.cfg.pod_dir(&uid))
+            .map_err(|e| format!("remove pod directory: {e}"))?;
+        remove_pod_dir(&log_directory(&deps.cfg, &pod))
+            .map_err(|e| format!("remove pod logs: {e}"))?;
         deps.index.remove_pod(
             pod.metadata.namespace.as_deref().unwrap_or_default(),
             pod.metadata.name.as_deref().unwrap_or_default(),

@@ -66,7 +66,9 @@ impl PodWorker {
         let opts = deps.options.clone();
         let backoff = || Backoff::new(opts.backoff_initial, opts.backoff_max);
         let (init, containers) = pod_spec_containers(&pod);
-        let record = |c: &Container| ContainerRecord::new(&c.name, c.image.as_deref().unwrap_or_default(), backoff());
+        let record = |c: &Container| {
+            ContainerRecord::new(&c.name, c.image.as_deref().unwrap_or_default(), backoff())
+        };
         let start_time = pod.status.as_ref().and_then(|s| s.start_time.clone());
         Self {
             init: init.iter().map(record).collect(),
@@ -102,7 +104,9 @@ impl PodWorker {
             if deleting {
                 match self.terminate().await {
                     Ok(()) => return,
-                    Err(e) => tracing::warn!(pod = %self.name(), error = %e, "termination incomplete; retrying"),
+                    Err(e) => {
+                        tracing::warn!(pod = %self.name(), error = %e, "termination incomplete; retrying")
+                    }
                 }
             } else {
                 self.sync().await;
@@ -171,7 +175,9 @@ impl PodWorker {
             let _ = std::fs::create_dir_all(&config.log_directory);
             let mut runtime = deps.runtime.clone();
             match runtime
-                .run_pod_sandbox(rt::RunPodSandboxRequest { config: Some(config.clone()) })
+                .run_pod_sandbox(rt::RunPodSandboxRequest {
+                    config: Some(config.clone()),
+                })
                 .await
             {
                 Ok(r) => {
@@ -180,7 +186,8 @@ impl PodWorker {
                     self.netns_path = r.netns_path;
                 }
                 Err(s) => {
-                    self.sandbox_failed(format!("Failed to create pod sandbox: {}", s.message())).await;
+                    self.sandbox_failed(format!("Failed to create pod sandbox: {}", s.message()))
+                        .await;
                     return false;
                 }
             }
@@ -262,7 +269,11 @@ impl PodWorker {
         match prepare_volumes(&self.pod, &pod_dir, &refs, &self.fields()) {
             Ok(v) => {
                 self.volumes = Some(v);
-                if self.message.as_deref().is_some_and(|m| m.starts_with("MountVolume")) {
+                if self
+                    .message
+                    .as_deref()
+                    .is_some_and(|m| m.starts_with("MountVolume"))
+                {
                     self.message = None;
                 }
                 true
@@ -295,7 +306,12 @@ impl PodWorker {
         self.pod
             .metadata
             .deletion_grace_period_seconds
-            .or_else(|| self.pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+            .or_else(|| {
+                self.pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.termination_grace_period_seconds)
+            })
             .unwrap_or(30)
             .max(0)
     }
@@ -378,7 +394,8 @@ impl PodWorker {
     /// Writes the status when it differs from the pod's and from our last write.
     async fn write_status(&mut self) {
         let status = self.status();
-        if self.pod.status.as_ref() == Some(&status) || self.last_written.as_ref() == Some(&status) {
+        if self.pod.status.as_ref() == Some(&status) || self.last_written.as_ref() == Some(&status)
+        {
             return;
         }
         match self.deps.cluster.patch_pod_status(&self.pod, &status).await {
