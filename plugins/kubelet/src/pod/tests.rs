@@ -520,3 +520,60 @@ async fn restarted_kubelet_adopts_running_pods_and_removes_orphans() -> anyhow::
     assert!(rig.dir.path().exists());
     Ok(())
 }
+
+#[tokio::test]
+async fn failing_readiness_keeps_pod_unready_and_vanished_pods_are_cleaned_without_delete()
+-> anyhow::Result<()> {
+    let rig = rig().await?;
+    rig.runtime
+        .0
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .exec_exit
+        .insert("app".into(), 1);
+    let p = pod(
+        "unready",
+        serde_json::json!({"containers": [{"name": "app", "image": "busybox:1.36",
+        "readinessProbe": {"exec": {"command": ["false"]}, "periodSeconds": 1}}]}),
+    )?;
+    let (tx, task) = spawn(&rig, &p);
+    let status = wait_for("Running", || {
+        rig.cluster.last_status().filter(|s| phase(s) == "Running")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let status = rig.cluster.last_status().unwrap_or(status);
+    assert_eq!(condition(&status, "Ready").as_deref(), Some("False"));
+    assert_eq!(
+        condition(&status, "ContainersReady").as_deref(),
+        Some("False")
+    );
+    assert!(
+        rig.runtime
+            .calls()
+            .iter()
+            .any(|c| c.starts_with("ExecSync"))
+    );
+    // Readiness failures never restart the container.
+    assert_eq!(
+        status.container_statuses.clone().unwrap_or_default()[0].restart_count,
+        0
+    );
+    // The pod disappears (force-deleted): everything is removed, no delete call is made.
+    tx.send_replace(None);
+    tokio::time::timeout(Duration::from_secs(10), task).await??;
+    assert!(
+        rig.runtime
+            .calls()
+            .iter()
+            .any(|c| c.starts_with("RemovePodSandbox"))
+    );
+    assert!(
+        rig.cluster
+            .deleted
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .is_empty()
+    );
+    Ok(())
+}
