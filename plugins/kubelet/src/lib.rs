@@ -145,20 +145,17 @@ pub async fn run(ctx: PluginContext) -> Result<(), KubeletError> {
     let (client, status_cfg, mut status_runtime) =
         (ctx.client.clone(), cfg.clone(), runtime.clone());
     let status_task = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        tick.tick().await;
         loop {
+            // Check the runtime often while it is down, rarely once it answers.
             let wait = if facts.container_runtime.is_empty() {
-                Duration::from_secs(5)
+                10
             } else {
-                Duration::from_secs(60)
+                60
             };
-            tokio::time::sleep(wait).await;
-            if facts.container_runtime.is_empty()
-                && let Some(v) = runtime_version(&mut status_runtime).await
-            {
-                facts.container_runtime = v;
-            }
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+            facts.container_runtime = runtime_version(&mut status_runtime)
+                .await
+                .unwrap_or_default();
             if let Err(e) = node::update_status(&client, &status_cfg, &facts).await {
                 tracing::warn!(error = %e, "cannot update node status");
             }

@@ -29,7 +29,8 @@ pub struct NodeFacts {
     pub hostname: String,
     /// The node's IP.
     pub node_ip: String,
-    /// `containerd://1.6.20`-like runtime version.
+    /// `containerd://1.6.20`-like runtime version; empty while the runtime
+    /// does not answer (the node is then NotReady, as in Kubernetes).
     pub container_runtime: String,
     /// The port of the kubelet's server.
     pub kubelet_port: u16,
@@ -102,12 +103,21 @@ pub fn node_status(
                 "KubeletHasSufficientPID",
                 "kubelet has sufficient PID available",
             ),
-            cond(
-                "Ready",
-                "True",
-                "KubeletReady",
-                "kubelet is posting ready status",
-            ),
+            if facts.container_runtime.is_empty() {
+                cond(
+                    "Ready",
+                    "False",
+                    "KubeletNotReady",
+                    "container runtime is down",
+                )
+            } else {
+                cond(
+                    "Ready",
+                    "True",
+                    "KubeletReady",
+                    "kubelet is posting ready status",
+                )
+            },
         ]),
         daemon_endpoints: Some(NodeDaemonEndpoints {
             kubelet_endpoint: Some(DaemonEndpoint {
@@ -266,6 +276,7 @@ mod tests {
             kubelet_port: 10250,
         };
         let node = node_object(&cfg, &facts);
+        let facts = &facts;
         assert_eq!(
             node.spec.as_ref().and_then(|s| s.pod_cidr.as_deref()),
             Some("10.244.1.0/24")
@@ -288,6 +299,17 @@ mod tests {
         let info = status.node_info.unwrap_or_default();
         assert!(info.kubelet_version.starts_with("v1.33."));
         assert_eq!(info.container_runtime_version, "containerd://1.6.20");
+        let down = NodeFacts {
+            container_runtime: String::new(),
+            ..facts.clone()
+        };
+        let status = node_status(&cfg, &down, None);
+        let ready = status
+            .conditions
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.type_ == "Ready");
+        assert_eq!(ready.map(|c| c.status), Some("False".to_owned()));
         assert_eq!(
             status
                 .daemon_endpoints

@@ -1,5 +1,5 @@
 //! The kubelet against a real kernel, without node drivers (the real
-//! containerd/bridge tests come with the drivers): it registers a Ready Node,
+//! containerd/bridge tests come with the drivers): it registers its Node (NotReady: no runtime),
 //! renews its Lease and serves its log endpoint. (Pods wait for the runtime:
 //! the kubelet adopts existing sandboxes before it runs anything.)
 
@@ -47,7 +47,9 @@ async fn kubelet_registers_node_renews_lease_and_serves_logs() {
         .find(|c| c["type"] == "Ready")
         .cloned()
         .unwrap_or_default();
-    assert_eq!(ready["status"], "True", "{json}");
+    // Without a runtime the node is NotReady, as in Kubernetes.
+    assert_eq!(ready["status"], "False", "{json}");
+    assert_eq!(ready["message"], "container runtime is down", "{json}");
     for t in ["MemoryPressure", "DiskPressure", "PIDPressure"] {
         assert!(
             conditions
@@ -88,7 +90,7 @@ async fn kubelet_registers_node_renews_lease_and_serves_logs() {
     assert!(
         table
             .lines()
-            .any(|l| l.starts_with(node) && l.contains(" Ready ")),
+            .any(|l| l.starts_with(node) && l.contains(" NotReady ")),
         "{table}"
     );
 
