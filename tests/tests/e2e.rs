@@ -5,6 +5,7 @@ mod e2e {
     pub mod durability;
     pub mod grpc;
     pub mod kubectl;
+    pub mod kubelet;
     pub mod malformed;
     pub mod network;
     pub mod plugins;
