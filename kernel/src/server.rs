@@ -231,7 +231,7 @@ async fn serve(
                     };
                     async move {
                         match refused {
-                            Some(response) => Ok(response),
+                            Some(response) => Ok(*response),
                             None => router.oneshot(req.map(axum::body::Body::new)).await,
                         }
                     }

@@ -83,7 +83,8 @@ impl Kerno {
         let mut cmd = Command::new(kerno_bin()?);
         match &self.backend {
             Backend::Embedded => {
-                cmd.arg("up");
+                // Tests start the plugins they need themselves.
+                cmd.args(["up", "--no-default-plugins"]);
             }
             Backend::Etcd(endpoint) => {
                 cmd.args(["kernel", "--store", "etcd", "--etcd-endpoints", endpoint]);

@@ -15,7 +15,7 @@ pub fn authenticate<B>(
     tokens: &TokenAuthenticator,
     req: &mut http::Request<B>,
     grpc: bool,
-) -> Result<(), Response<axum::body::Body>> {
+) -> Result<(), Box<Response<axum::body::Body>>> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(());
     };
@@ -31,11 +31,11 @@ pub fn authenticate<B>(
         }
         Err(message) => {
             tracing::debug!(%message, "refused a request's credentials");
-            Err(if grpc {
+            Err(Box::new(if grpc {
                 grpc_unauthenticated(&message)
             } else {
                 rest_unauthorized(&message)
-            })
+            }))
         }
     }
 }
@@ -90,7 +90,10 @@ mod tests {
         assert!(authenticate(&tokens, &mut none, false).is_ok());
         assert!(none.extensions().get::<TokenIdentity>().is_none());
         let rest = authenticate(&tokens, &mut request(Some("Bearer nope")), false);
-        assert_eq!(rest.err().map(|r| r.status()), Some(StatusCode::UNAUTHORIZED));
+        assert_eq!(
+            rest.err().map(|r| r.status()),
+            Some(StatusCode::UNAUTHORIZED)
+        );
         let grpc = authenticate(&tokens, &mut request(Some("Bearer nope")), true);
         let grpc_status = grpc
             .err()

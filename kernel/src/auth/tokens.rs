@@ -206,7 +206,9 @@ mod tests {
 
     #[test]
     fn bootstrap_tokens_parse_expire_and_compare_secrets() {
-        let ok: BootstrapToken = "abcdef.0123456789abcdef".parse().unwrap_or_else(|e| panic!("{e}"));
+        let ok: BootstrapToken = "abcdef.0123456789abcdef"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}"));
         let old: BootstrapToken = "old123.0123456789abcdef@2020-01-01T00:00:00Z"
             .parse()
             .unwrap_or_else(|e| panic!("{e}"));

@@ -6,6 +6,8 @@ use std::path::Path;
 use crate::config::PluginConfig;
 
 /// Plugins `kerno up` runs by default when their binaries exist, in start order.
+/// The node agents (`kubelet` with its drivers, or `node-sim`) need per-node
+/// settings, so a config file enables them.
 pub const DEFAULT_PLUGINS: &[&str] = &[
     "scheduler-default",
     "controller-deployment",
@@ -13,14 +15,12 @@ pub const DEFAULT_PLUGINS: &[&str] = &[
     "controller-endpoints",
     "controller-namespace",
     "controller-serviceaccount",
-    "controller-garbage-collector",
+    "controller-gc",
     "controller-job",
     "controller-daemonset",
     "controller-statefulset",
-    "controller-node-lifecycle",
+    "controller-node",
     "controller-service",
-    "node-sim",
-    "kubelet",
     "proxy-ipvs",
     "dns",
 ];
@@ -57,13 +57,14 @@ mod tests {
     #[test]
     fn discovers_only_installed_defaults() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(dir.path().join("kerno-kubelet"), "").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("kerno-scheduler-default"), "")
+            .unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(dir.path().join("kerno-unknown"), "").unwrap_or_else(|e| panic!("{e}"));
         let found: Vec<_> = discover(Some(dir.path()))
             .into_iter()
             .map(|p| p.name)
             .collect();
-        assert_eq!(found, ["kubelet"]);
+        assert_eq!(found, ["scheduler-default"]);
         assert!(discover(None).is_empty());
     }
 }

@@ -80,7 +80,10 @@ mod tests {
         });
         let (text, last) = task.await.unwrap_or_else(|e| panic!("{e}"));
         assert!(text.contains("  plugin a: Running\n"), "{text}");
-        assert!(text.contains("  plugin b: Failed: handshake: bad\n"), "{text}");
+        assert!(
+            text.contains("  plugin b: Failed: handshake: bad\n"),
+            "{text}"
+        );
         assert_eq!(last.len(), 2);
     }
 }

@@ -54,7 +54,9 @@ pub enum SpawnError {
         source: std::io::Error,
     },
     /// The handshake line is not `KERNO_PLUGIN <version> <endpoint>`.
-    #[error("handshake: expected 'KERNO_PLUGIN <version> <unix:///path | tcp://host:port>', got {0:?}")]
+    #[error(
+        "handshake: expected 'KERNO_PLUGIN <version> <unix:///path | tcp://host:port>', got {0:?}"
+    )]
     Garbled(String),
     /// The plugin speaks a protocol version the kernel does not.
     #[error(
@@ -80,7 +82,9 @@ impl SpawnError {
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
-            SpawnError::NotFound(_) | SpawnError::Garbled(_) | SpawnError::UnsupportedVersion { .. }
+            SpawnError::NotFound(_)
+                | SpawnError::Garbled(_)
+                | SpawnError::UnsupportedVersion { .. }
         )
     }
 }
@@ -133,7 +137,10 @@ pub fn parse_handshake(line: &str) -> Result<Endpoint, SpawnError> {
 }
 
 /// The program and arguments to run for `plugin`.
-pub fn resolve_command(plugin: &PluginConfig, kerno_dir: Option<&Path>) -> Result<Vec<String>, SpawnError> {
+pub fn resolve_command(
+    plugin: &PluginConfig,
+    kerno_dir: Option<&Path>,
+) -> Result<Vec<String>, SpawnError> {
     if let Some(command) = &plugin.command {
         return Ok(command.clone());
     }
@@ -164,11 +171,7 @@ pub struct Started {
 
 /// Starts `plugin` with `token`. The process leads its own process group,
 /// so stopping it also reaches any children it started.
-pub fn start(
-    plugin: &PluginConfig,
-    env: &SpawnEnv,
-    token: &str,
-) -> Result<Started, SpawnError> {
+pub fn start(plugin: &PluginConfig, env: &SpawnEnv, token: &str) -> Result<Started, SpawnError> {
     let command = resolve_command(plugin, env.kerno_dir.as_deref())?;
     let (program, args) = command
         .split_first()
@@ -259,7 +262,9 @@ mod tests {
         let garbled = parse_handshake("hello there").map_err(|e| e.to_string());
         assert_eq!(
             garbled.err().as_deref(),
-            Some("handshake: expected 'KERNO_PLUGIN <version> <unix:///path | tcp://host:port>', got \"hello there\"")
+            Some(
+                "handshake: expected 'KERNO_PLUGIN <version> <unix:///path | tcp://host:port>', got \"hello there\""
+            )
         );
         let future = parse_handshake("KERNO_PLUGIN 99 unix:///x.sock").map_err(|e| e.to_string());
         assert_eq!(

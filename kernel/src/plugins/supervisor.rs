@@ -183,7 +183,16 @@ async fn supervise(shared: Arc<Shared>, plugin: PluginConfig, mut stop: watch::R
             phase::STARTING
         };
         tracing::warn!(plugin = %plugin.name, %error, restart_in = ?backoff, phase, "plugin failed");
-        report(&shared, &writer, &plugin.name, phase, Some(&error), restarts, None).await;
+        report(
+            &shared,
+            &writer,
+            &plugin.name,
+            phase,
+            Some(&error),
+            restarts,
+            None,
+        )
+        .await;
         let delay = backoff;
         backoff = (backoff * 2).min(timing.max_backoff);
         tokio::select! {
@@ -193,7 +202,16 @@ async fn supervise(shared: Arc<Shared>, plugin: PluginConfig, mut stop: watch::R
         restarts += 1;
     }
     shared.tokens.revoke_plugin_token(&plugin.name);
-    report(&shared, &writer, &plugin.name, phase::STOPPED, None, restarts, None).await;
+    report(
+        &shared,
+        &writer,
+        &plugin.name,
+        phase::STOPPED,
+        None,
+        restarts,
+        None,
+    )
+    .await;
 }
 
 /// Records `phase` on the Plugin object and in the progress reports.
@@ -247,7 +265,16 @@ async fn run_once(
         Err(e) => return failed(e),
     };
     let pid = started.pid;
-    report(shared, writer, name, phase::STARTING, None, restarts, Some(pid)).await;
+    report(
+        shared,
+        writer,
+        name,
+        phase::STARTING,
+        None,
+        restarts,
+        Some(pid),
+    )
+    .await;
     let Some(stdout) = started.child.stdout.take() else {
         return RunEnd::Failed {
             error: "the plugin's stdout is not captured".into(),
@@ -267,15 +294,12 @@ async fn run_once(
         Err(e) => {
             // A closed stdout usually means the process exited: say how.
             let error = match e {
-                SpawnError::Closed => match tokio::time::timeout(
-                    Duration::from_secs(1),
-                    started.child.wait(),
-                )
-                .await
-                {
-                    Ok(Ok(status)) => format!("exited before its handshake: {status}"),
-                    _ => e.to_string(),
-                },
+                SpawnError::Closed => {
+                    match tokio::time::timeout(Duration::from_secs(1), started.child.wait()).await {
+                        Ok(Ok(status)) => format!("exited before its handshake: {status}"),
+                        _ => e.to_string(),
+                    }
+                }
                 _ => e.to_string(),
             };
             let refused = e.is_refusal();
@@ -284,7 +308,10 @@ async fn run_once(
         }
     };
     tracing::info!(plugin = %name, pid, %endpoint, "plugin handshake");
-    let client = match PluginClient::new(&endpoint, timing.health_interval.max(Duration::from_secs(1))) {
+    let client = match PluginClient::new(
+        &endpoint,
+        timing.health_interval.max(Duration::from_secs(1)),
+    ) {
         Ok(client) => client,
         Err(e) => {
             terminate(&mut started.child, pid, None, Duration::ZERO).await;
@@ -361,7 +388,10 @@ async fn terminate(
             kill_group(group);
             return;
         }
-        tracing::warn!(pid, "plugin did not stop within its grace period; killing it");
+        tracing::warn!(
+            pid,
+            "plugin did not stop within its grace period; killing it"
+        );
     }
     kill_group(group);
     let _ = child.kill().await;

@@ -363,7 +363,7 @@ mod tests {
     fn catalog_is_complete_and_consistent() {
         let registry = Registry::new();
         register_builtins(&registry);
-        assert_eq!(registry.all().len(), 31);
+        assert_eq!(registry.all().len(), 32);
         let deploy = registry
             .get("apps", "v1", "deployments")
             .expect("deployments registered");

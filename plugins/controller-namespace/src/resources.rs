@@ -27,7 +27,12 @@ pub const BUILTIN_NAMESPACED: &[(&str, &str, &str, &str)] = &[
     ("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
     ("coordination.k8s.io", "v1", "Lease", "leases"),
     ("rbac.authorization.k8s.io", "v1", "Role", "roles"),
-    ("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+    ),
 ];
 
 /// Every namespaced resource type: built-in, then custom.

@@ -60,9 +60,7 @@ impl Config {
                     .unwrap_or(1000)
                     .max(10),
             ),
-            default_toleration_seconds: config["defaultTolerationSeconds"]
-                .as_i64()
-                .unwrap_or(300),
+            default_toleration_seconds: config["defaultTolerationSeconds"].as_i64().unwrap_or(300),
         }
     }
 }
@@ -173,7 +171,13 @@ fn lease_is_stale(ctx: &Context, node: &str) -> bool {
     let renew_time = ctx
         .leases
         .get(&ObjectKey::new(Some(LEASE_NAMESPACE), node))
-        .and_then(|l| l.spec.as_ref()?.renew_time.as_ref().map(|t| t.0.to_string()));
+        .and_then(|l| {
+            l.spec
+                .as_ref()?
+                .renew_time
+                .as_ref()
+                .map(|t| t.0.to_string())
+        });
     let now = Instant::now();
     let mut observed = ctx.observed.lock().unwrap_or_else(|e| e.into_inner());
     let seen = observed.entry(node.to_owned()).or_insert(Observed {
@@ -181,7 +185,10 @@ fn lease_is_stale(ctx: &Context, node: &str) -> bool {
         at: now,
     });
     if seen.renew_time != renew_time {
-        *seen = Observed { renew_time, at: now };
+        *seen = Observed {
+            renew_time,
+            at: now,
+        };
     }
     now.duration_since(seen.at) > ctx.config.grace_period
 }

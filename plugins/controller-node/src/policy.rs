@@ -106,8 +106,10 @@ pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
     let key_ok = key.is_empty() && operator == "Exists" || key == taint.key;
     let value_ok = match operator {
         "Exists" => true,
-        _ => toleration.value.as_deref().unwrap_or_default()
-            == taint.value.as_deref().unwrap_or_default(),
+        _ => {
+            toleration.value.as_deref().unwrap_or_default()
+                == taint.value.as_deref().unwrap_or_default()
+        }
     };
     effect_ok && key_ok && value_ok
 }
@@ -137,7 +139,10 @@ mod tests {
         };
         assert_eq!(next.len(), 3);
         assert_eq!(next[0], user_taint());
-        assert!(next.iter().any(|t| t.key == UNREACHABLE && t.effect == "NoSchedule"));
+        assert!(
+            next.iter()
+                .any(|t| t.key == UNREACHABLE && t.effect == "NoSchedule")
+        );
         assert!(
             next.iter()
                 .any(|t| t.key == UNREACHABLE && t.effect == "NoExecute" && t.time_added.is_some())
@@ -186,17 +191,24 @@ mod tests {
             value: None,
             time_added: Some(now()),
         };
-        assert_eq!(eviction_after(&pod(serde_json::json!([])), &taint, 300), Some(300));
-        let bounded = pod(serde_json::json!([{"key": UNREACHABLE, "operator": "Exists",
-            "effect": "NoExecute", "tolerationSeconds": 5}]));
+        assert_eq!(
+            eviction_after(&pod(serde_json::json!([])), &taint, 300),
+            Some(300)
+        );
+        let bounded = pod(
+            serde_json::json!([{"key": UNREACHABLE, "operator": "Exists",
+            "effect": "NoExecute", "tolerationSeconds": 5}]),
+        );
         assert_eq!(eviction_after(&bounded, &taint, 300), Some(5));
         let forever = pod(serde_json::json!([{"operator": "Exists"}]));
         assert_eq!(eviction_after(&forever, &taint, 300), None);
         let other = pod(serde_json::json!([{"key": NOT_READY, "operator": "Exists",
             "effect": "NoExecute", "tolerationSeconds": 1}]));
         assert_eq!(eviction_after(&other, &taint, 7), Some(7));
-        let wrong_effect = pod(serde_json::json!([{"key": UNREACHABLE, "operator": "Exists",
-            "effect": "NoSchedule"}]));
+        let wrong_effect = pod(
+            serde_json::json!([{"key": UNREACHABLE, "operator": "Exists",
+            "effect": "NoSchedule"}]),
+        );
         assert_eq!(eviction_after(&wrong_effect, &taint, 9), Some(9));
     }
 }

@@ -71,7 +71,9 @@ pub async fn sync(
             "metadata": {"resourceVersion": node.metadata.resource_version},
             "status": {"conditions": conditions},
         });
-        node = nodes.patch_status(name, &pp(), &Patch::Merge(patch)).await?;
+        node = nodes
+            .patch_status(name, &pp(), &Patch::Merge(patch))
+            .await?;
     }
     let current: Vec<Taint> = node
         .spec

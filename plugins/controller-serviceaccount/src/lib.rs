@@ -47,9 +47,12 @@ pub async fn run(ctx: PluginContext) -> anyhow::Result<()> {
 /// The controller, until dropped.
 pub async fn controller(client: KernelClient) {
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    let controller = Controller::new(namespaces, Arc::new(Context {
-        client: client.clone(),
-    }))
+    let controller = Controller::new(
+        namespaces,
+        Arc::new(Context {
+            client: client.clone(),
+        }),
+    )
     .concurrency(4);
     let queue = controller.queue();
     // A deleted `default` account wakes its namespace.

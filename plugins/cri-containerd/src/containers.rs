@@ -9,7 +9,8 @@ use std::time::Duration;
 use containerd_client::services::v1::{
     Container as CdContainer, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
     DeleteTaskRequest, GetContainerRequest, GetRequest, KillRequest, ListContainersRequest,
-    StartRequest, UpdateContainerRequest, WaitRequest, container::Runtime as CdRuntime,
+    StartRequest, UpdateContainerRequest, WaitRequest,
+    container::Runtime as CdRuntime,
     snapshots::{MountsRequest, PrepareSnapshotRequest, RemoveSnapshotRequest},
 };
 use containerd_client::types::v1::Status as TaskStatus;
@@ -210,7 +211,13 @@ impl Runtime {
             .map_err(|s| self.cd.err("snapshot mounts", s))?
             .into_inner()
             .mounts;
-        let log_path = PathBuf::from(container.labels.get(label::LOG_PATH).cloned().unwrap_or_default());
+        let log_path = PathBuf::from(
+            container
+                .labels
+                .get(label::LOG_PATH)
+                .cloned()
+                .unwrap_or_default(),
+        );
         if let Some(dir) = log_path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
@@ -265,8 +272,12 @@ impl Runtime {
                     }))
                     .await;
                 let message = err.to_string();
-                let _ = self.set_label(container, label::START_ERROR, message.clone()).await;
-                Err(Error::FailedPrecondition(format!("starting container {id}: {message}")))
+                let _ = self
+                    .set_label(container, label::START_ERROR, message.clone())
+                    .await;
+                Err(Error::FailedPrecondition(format!(
+                    "starting container {id}: {message}"
+                )))
             }
         }
     }
@@ -300,7 +311,12 @@ impl Runtime {
             .await
         {
             Ok(_) => Ok(()),
-            Err(s) if matches!(s.code(), tonic::Code::NotFound | tonic::Code::FailedPrecondition) => {
+            Err(s)
+                if matches!(
+                    s.code(),
+                    tonic::Code::NotFound | tonic::Code::FailedPrecondition
+                ) =>
+            {
                 Ok(())
             }
             Err(s) => Err(self.cd.err("kill task", s)),
@@ -331,16 +347,20 @@ impl Runtime {
             return Ok(());
         }
         if !timeout.is_zero() {
-            self.kill(id, nix::sys::signal::Signal::SIGTERM as u32).await?;
+            self.kill(id, nix::sys::signal::Signal::SIGTERM as u32)
+                .await?;
             if self.wait_exit(id, timeout).await? {
                 return Ok(());
             }
         }
-        self.kill(id, nix::sys::signal::Signal::SIGKILL as u32).await?;
+        self.kill(id, nix::sys::signal::Signal::SIGKILL as u32)
+            .await?;
         if self.wait_exit(id, Duration::from_secs(10)).await? {
             Ok(())
         } else {
-            Err(Error::Internal(format!("container {id} did not die after SIGKILL")))
+            Err(Error::Internal(format!(
+                "container {id} did not die after SIGKILL"
+            )))
         }
     }
 
@@ -348,7 +368,8 @@ impl Runtime {
     pub async fn remove_container(&self, id: &str) -> Result<()> {
         if let Some(task) = self.task(id).await? {
             if task.status() != TaskStatus::Stopped {
-                self.kill(id, nix::sys::signal::Signal::SIGKILL as u32).await?;
+                self.kill(id, nix::sys::signal::Signal::SIGKILL as u32)
+                    .await?;
                 self.wait_exit(id, Duration::from_secs(10)).await?;
             }
             match self
@@ -398,7 +419,8 @@ impl Runtime {
     async fn describe_container(&self, c: CdContainer) -> Result<pb::Container> {
         let l = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
         let num = |k: &str| l(k).parse::<i64>().unwrap_or_default();
-        let map = |k: &str| serde_json::from_str::<HashMap<String, String>>(&l(k)).unwrap_or_default();
+        let map =
+            |k: &str| serde_json::from_str::<HashMap<String, String>>(&l(k)).unwrap_or_default();
         let mut out = pb::Container {
             id: c.id.clone(),
             sandbox_id: l(label::SANDBOX),
@@ -483,7 +505,10 @@ impl Runtime {
                 Err(e) if e.is_not_found() => continue,
                 Err(e) => return Err(e),
             };
-            if selector.iter().all(|(k, v)| described.labels.get(k) == Some(v)) {
+            if selector
+                .iter()
+                .all(|(k, v)| described.labels.get(k) == Some(v))
+            {
                 out.push(described);
             }
         }
@@ -498,7 +523,11 @@ impl Runtime {
             let running = current.state == pb::ContainerState::ContainerRunning as i32;
             return Ok((PathBuf::from(current.log_path), running));
         }
-        let name = current.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default();
+        let name = current
+            .metadata
+            .as_ref()
+            .map(|m| m.name.clone())
+            .unwrap_or_default();
         let attempt = current.metadata.as_ref().map_or(0, |m| m.attempt);
         let older = self
             .list_containers(&current.sandbox_id, &HashMap::new())
@@ -521,9 +550,7 @@ impl Runtime {
                     .and_then(|prev| path.parent().map(|d| d.join(format!("{prev}.log"))))
                     .filter(|p| p.exists());
                 guess.map(|p| (p, false)).ok_or_else(|| {
-                    Error::NotFound(format!(
-                        "previous terminated container {name:?} not found"
-                    ))
+                    Error::NotFound(format!("previous terminated container {name:?} not found"))
                 })
             }
         }

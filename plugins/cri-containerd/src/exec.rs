@@ -51,7 +51,9 @@ impl ExecIo {
     }
 
     fn path(p: &Option<PathBuf>) -> String {
-        p.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+        p.as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
     }
 
     /// Opens the other side of every FIFO without blocking, so blocked
@@ -123,7 +125,9 @@ impl Runtime {
             }))
             .await
             .map_err(|s| match s.code() {
-                tonic::Code::NotFound => Error::NotFound(format!("container {container_id} not found")),
+                tonic::Code::NotFound => {
+                    Error::NotFound(format!("container {container_id} not found"))
+                }
                 _ => self.cd.err("get container", s),
             })?
             .into_inner()
@@ -147,7 +151,9 @@ impl Runtime {
     }
 
     async fn start_exec(&self, start: &pb::ExecStart) -> Result<Started> {
-        let spec = self.exec_process(&start.container_id, &start.cmd, start.tty).await?;
+        let spec = self
+            .exec_process(&start.container_id, &start.cmd, start.tty)
+            .await?;
         let exec_id = format!("exec-{}", uuid::Uuid::new_v4().simple());
         let io = ExecIo::create(&self.state_dir, &exec_id, start.stdin, !start.tty)?;
         let (out_tx, stdout) = mpsc::unbounded_channel();
@@ -215,7 +221,12 @@ impl Runtime {
             .await;
     }
 
-    async fn wait_exec(&self, container_id: &str, exec_id: &str, timeout: Option<Duration>) -> Result<Option<i32>> {
+    async fn wait_exec(
+        &self,
+        container_id: &str,
+        exec_id: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Option<i32>> {
         let mut tasks = self.cd.tasks();
         let wait = tasks.wait(self.cd.req(WaitRequest {
             container_id: container_id.to_owned(),
@@ -241,8 +252,12 @@ impl Runtime {
             stdin: false,
         };
         let mut started = self.start_exec(&start).await?;
-        let timeout = (req.timeout_seconds > 0).then(|| Duration::from_secs(req.timeout_seconds as u64));
-        let exit = match self.wait_exec(&req.container_id, &started.exec_id, timeout).await? {
+        let timeout =
+            (req.timeout_seconds > 0).then(|| Duration::from_secs(req.timeout_seconds as u64));
+        let exit = match self
+            .wait_exec(&req.container_id, &started.exec_id, timeout)
+            .await?
+        {
             Some(code) => code,
             None => {
                 let _ = self
@@ -256,7 +271,11 @@ impl Runtime {
                     }))
                     .await;
                 let _ = self
-                    .wait_exec(&req.container_id, &started.exec_id, Some(Duration::from_secs(5)))
+                    .wait_exec(
+                        &req.container_id,
+                        &started.exec_id,
+                        Some(Duration::from_secs(5)),
+                    )
                     .await;
                 started.io.release();
                 self.delete_exec(&req.container_id, &started.exec_id).await;
@@ -383,10 +402,18 @@ impl Runtime {
             started.io.release();
         }
         while let Ok(d) = started.stdout.try_recv() {
-            let _ = out.send(Ok(pb::ExecOutput { output: Some(Output::Stdout(d)) })).await;
+            let _ = out
+                .send(Ok(pb::ExecOutput {
+                    output: Some(Output::Stdout(d)),
+                }))
+                .await;
         }
         while let Ok(d) = started.stderr.try_recv() {
-            let _ = out.send(Ok(pb::ExecOutput { output: Some(Output::Stderr(d)) })).await;
+            let _ = out
+                .send(Ok(pb::ExecOutput {
+                    output: Some(Output::Stderr(d)),
+                }))
+                .await;
         }
         input_task.abort();
         started.io.release();

@@ -295,7 +295,12 @@ impl Containerd {
             )));
         }
         self.server_version().await?;
-        let before: Vec<String> = self.all_images().await?.into_iter().map(|i| i.name).collect();
+        let before: Vec<String> = self
+            .all_images()
+            .await?
+            .into_iter()
+            .map(|i| i.name)
+            .collect();
         let out = tokio::process::Command::new("ctr")
             .arg("--address")
             .arg(&self.address)

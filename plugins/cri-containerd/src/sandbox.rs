@@ -141,8 +141,8 @@ impl SandboxStore {
             return Err(Error::NotFound(format!("sandbox {id:?} not found")));
         }
         let path = self.dir(id).join("sandbox.json");
-        let data = std::fs::read(&path)
-            .map_err(|_| Error::NotFound(format!("sandbox {id} not found")))?;
+        let data =
+            std::fs::read(&path).map_err(|_| Error::NotFound(format!("sandbox {id} not found")))?;
         serde_json::from_slice(&data)
             .map_err(|e| Error::Internal(format!("sandbox {id}: malformed record: {e}")))
     }
@@ -174,7 +174,12 @@ impl SandboxStore {
             if path.exists() {
                 match nix::mount::umount2(&path, MntFlags::MNT_DETACH) {
                     Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => {}
-                    Err(e) => return Err(Error::io(format!("unmounting {}", path.display()), e.into())),
+                    Err(e) => {
+                        return Err(Error::io(
+                            format!("unmounting {}", path.display()),
+                            e.into(),
+                        ));
+                    }
                 }
             }
         }

@@ -14,11 +14,11 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::Runtime;
 use crate::containers::now_nanos;
 use crate::error::{Error, Result};
 use crate::logs::{LogOptions, render};
 use crate::sandbox::SandboxRecord;
-use crate::Runtime;
 
 type Rpc<T> = std::result::Result<Response<T>, Status>;
 type BoxStream<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + Send>>;
@@ -64,7 +64,10 @@ fn sandbox_view(rt: &Runtime, r: &SandboxRecord) -> pb::PodSandbox {
 
 impl Runtime {
     /// Creates a sandbox and its namespaces.
-    pub async fn run_pod_sandbox(&self, config: pb::PodSandboxConfig) -> Result<pb::RunPodSandboxResponse> {
+    pub async fn run_pod_sandbox(
+        &self,
+        config: pb::PodSandboxConfig,
+    ) -> Result<pb::RunPodSandboxResponse> {
         let runtime = self
             .handlers
             .get(&config.runtime_handler)
@@ -96,7 +99,10 @@ impl Runtime {
             runtime,
             created_at_unix_nanos: now_nanos(),
             stopped: false,
-            memory_limit_bytes: config.resources.as_ref().map_or(0, |r| r.memory_limit_bytes),
+            memory_limit_bytes: config
+                .resources
+                .as_ref()
+                .map_or(0, |r| r.memory_limit_bytes),
         };
         let store = self.sandboxes.clone();
         let r = record.clone();
@@ -168,7 +174,10 @@ impl Runtime {
                 file = tokio::fs::File::open(&path).await.ok();
             }
             // Only whole records are rendered; a partial line waits.
-            let cut = pending.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            let cut = pending
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |i| i + 1);
             if cut > 0 || first {
                 let whole: Vec<u8> = pending.drain(..cut).collect();
                 let opts = if first {
@@ -210,7 +219,13 @@ impl Runtime {
                     let mut rest = Vec::new();
                     let _ = f.read_to_end(&mut rest).await;
                     pending.extend(rest);
-                    let data = render(&pending, &LogOptions { tail_lines: None, ..options.clone() });
+                    let data = render(
+                        &pending,
+                        &LogOptions {
+                            tail_lines: None,
+                            ..options.clone()
+                        },
+                    );
                     if !data.is_empty() {
                         let _ = tx.send(Ok(pb::LogChunk { data })).await;
                     }
@@ -233,7 +248,10 @@ impl RuntimeApi for RuntimeService {
         }))
     }
 
-    async fn run_pod_sandbox(&self, req: Request<pb::RunPodSandboxRequest>) -> Rpc<pb::RunPodSandboxResponse> {
+    async fn run_pod_sandbox(
+        &self,
+        req: Request<pb::RunPodSandboxRequest>,
+    ) -> Rpc<pb::RunPodSandboxResponse> {
         let config = req
             .into_inner()
             .config
@@ -242,12 +260,16 @@ impl RuntimeApi for RuntimeService {
     }
 
     async fn stop_pod_sandbox(&self, req: Request<pb::PodSandboxRef>) -> Rpc<pb::Empty> {
-        self.rt.stop_pod_sandbox(&req.into_inner().sandbox_id).await?;
+        self.rt
+            .stop_pod_sandbox(&req.into_inner().sandbox_id)
+            .await?;
         Ok(Response::new(pb::Empty {}))
     }
 
     async fn remove_pod_sandbox(&self, req: Request<pb::PodSandboxRef>) -> Rpc<pb::Empty> {
-        self.rt.remove_pod_sandbox(&req.into_inner().sandbox_id).await?;
+        self.rt
+            .remove_pod_sandbox(&req.into_inner().sandbox_id)
+            .await?;
         Ok(Response::new(pb::Empty {}))
     }
 
@@ -256,7 +278,10 @@ impl RuntimeApi for RuntimeService {
         Ok(Response::new(sandbox_view(&self.rt, &record)))
     }
 
-    async fn list_pod_sandbox(&self, req: Request<pb::ListPodSandboxRequest>) -> Rpc<pb::ListPodSandboxResponse> {
+    async fn list_pod_sandbox(
+        &self,
+        req: Request<pb::ListPodSandboxRequest>,
+    ) -> Rpc<pb::ListPodSandboxResponse> {
         let selector = req.into_inner().label_selector;
         let items = self
             .rt
@@ -269,7 +294,10 @@ impl RuntimeApi for RuntimeService {
         Ok(Response::new(pb::ListPodSandboxResponse { items }))
     }
 
-    async fn create_container(&self, req: Request<pb::CreateContainerRequest>) -> Rpc<pb::CreateContainerResponse> {
+    async fn create_container(
+        &self,
+        req: Request<pb::CreateContainerRequest>,
+    ) -> Rpc<pb::CreateContainerResponse> {
         let req = req.into_inner();
         let config = req
             .config
@@ -279,7 +307,9 @@ impl RuntimeApi for RuntimeService {
     }
 
     async fn start_container(&self, req: Request<pb::ContainerRef>) -> Rpc<pb::Empty> {
-        self.rt.start_container(&req.into_inner().container_id).await?;
+        self.rt
+            .start_container(&req.into_inner().container_id)
+            .await?;
         Ok(Response::new(pb::Empty {}))
     }
 
@@ -291,19 +321,29 @@ impl RuntimeApi for RuntimeService {
     }
 
     async fn remove_container(&self, req: Request<pb::ContainerRef>) -> Rpc<pb::Empty> {
-        self.rt.remove_container(&req.into_inner().container_id).await?;
+        self.rt
+            .remove_container(&req.into_inner().container_id)
+            .await?;
         Ok(Response::new(pb::Empty {}))
     }
 
     async fn container_status(&self, req: Request<pb::ContainerRef>) -> Rpc<pb::Container> {
         Ok(Response::new(
-            self.rt.container_status(&req.into_inner().container_id).await?,
+            self.rt
+                .container_status(&req.into_inner().container_id)
+                .await?,
         ))
     }
 
-    async fn list_containers(&self, req: Request<pb::ListContainersRequest>) -> Rpc<pb::ListContainersResponse> {
+    async fn list_containers(
+        &self,
+        req: Request<pb::ListContainersRequest>,
+    ) -> Rpc<pb::ListContainersResponse> {
         let req = req.into_inner();
-        let items = self.rt.list_containers(&req.sandbox_id, &req.label_selector).await?;
+        let items = self
+            .rt
+            .list_containers(&req.sandbox_id, &req.label_selector)
+            .await?;
         Ok(Response::new(pb::ListContainersResponse { items }))
     }
 
@@ -320,7 +360,9 @@ impl RuntimeApi for RuntimeService {
             .await?
             .ok_or_else(|| Status::invalid_argument("exec stream ended before its start"))?;
         let Some(pb::exec_input::Input::Start(start)) = first.input else {
-            return Err(Status::invalid_argument("the first exec message must be a start"));
+            return Err(Status::invalid_argument(
+                "the first exec message must be a start",
+            ));
         };
         let (tx, rx) = mpsc::channel(64);
         let rt = self.rt.clone();
@@ -359,7 +401,10 @@ impl RuntimeApi for RuntimeService {
         }))
     }
 
-    async fn import_image(&self, req: Request<pb::ImportImageRequest>) -> Rpc<pb::ImportImageResponse> {
+    async fn import_image(
+        &self,
+        req: Request<pb::ImportImageRequest>,
+    ) -> Rpc<pb::ImportImageResponse> {
         let path = PathBuf::from(req.into_inner().path);
         Ok(Response::new(pb::ImportImageResponse {
             images: self.rt.cd.import_archive(&path).await?,

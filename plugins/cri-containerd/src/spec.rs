@@ -113,7 +113,13 @@ fn image_user(user: Option<&str>) -> (u32, u32) {
 }
 
 /// The process part of a spec, shared by containers and execs.
-pub fn process(args: Vec<String>, env: Vec<String>, cwd: &str, user: (u32, u32), tty: bool) -> Result<Process> {
+pub fn process(
+    args: Vec<String>,
+    env: Vec<String>,
+    cwd: &str,
+    user: (u32, u32),
+    tty: bool,
+) -> Result<Process> {
     if args.is_empty() {
         return Err(Error::InvalidArgument(
             "no command: neither the container nor its image gives one".into(),
@@ -175,7 +181,11 @@ pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec> {
     // Kubernetes mounts the node's cgroups read-only; keep /sys/fs/cgroup.
     let sandbox = input.sandbox_dir;
     mounts.push(bind("/etc/hostname", &sandbox.join("hostname"), false));
-    mounts.push(bind("/etc/resolv.conf", &sandbox.join("resolv.conf"), false));
+    mounts.push(bind(
+        "/etc/resolv.conf",
+        &sandbox.join("resolv.conf"),
+        false,
+    ));
     mounts.push(bind("/etc/hosts", &sandbox.join("hosts"), false));
     for m in &config.mounts {
         if !m.container_path.starts_with('/') {
@@ -209,33 +219,36 @@ pub fn container_spec(input: &ContainerSpecInput<'_>) -> Result<Spec> {
             LinuxNamespaceType::Network,
             Some(sandbox.join("net")),
         ));
-        namespaces.push(namespace(LinuxNamespaceType::Uts, Some(sandbox.join("uts"))));
+        namespaces.push(namespace(
+            LinuxNamespaceType::Uts,
+            Some(sandbox.join("uts")),
+        ));
     }
     linux.set_namespaces(Some(namespaces));
     linux.set_cgroups_path(Some(PathBuf::from(&input.cgroups_path)));
-    if let Some(resources) = linux.resources_mut() {
-        if let Some(r) = &config.resources {
-            if r.memory_limit_bytes > 0 {
-                let mut memory = LinuxMemory::default();
-                memory.set_limit(Some(r.memory_limit_bytes));
-                resources.set_memory(Some(memory));
-            }
-            let mut cpu = LinuxCpu::default();
-            let mut any_cpu = false;
-            if r.cpu_millis_request > 0 {
-                // Kubernetes' milli-CPU to shares: 1 CPU = 1024 shares, at least 2.
-                let shares = (r.cpu_millis_request as u64 * 1024 / 1000).max(2);
-                cpu.set_shares(Some(shares));
-                any_cpu = true;
-            }
-            if r.cpu_millis_limit > 0 {
-                cpu.set_period(Some(100_000));
-                cpu.set_quota(Some((r.cpu_millis_limit * 100).max(1000)));
-                any_cpu = true;
-            }
-            if any_cpu {
-                resources.set_cpu(Some(cpu));
-            }
+    if let Some(resources) = linux.resources_mut()
+        && let Some(r) = &config.resources
+    {
+        if r.memory_limit_bytes > 0 {
+            let mut memory = LinuxMemory::default();
+            memory.set_limit(Some(r.memory_limit_bytes));
+            resources.set_memory(Some(memory));
+        }
+        let mut cpu = LinuxCpu::default();
+        let mut any_cpu = false;
+        if r.cpu_millis_request > 0 {
+            // Kubernetes' milli-CPU to shares: 1 CPU = 1024 shares, at least 2.
+            let shares = (r.cpu_millis_request as u64 * 1024 / 1000).max(2);
+            cpu.set_shares(Some(shares));
+            any_cpu = true;
+        }
+        if r.cpu_millis_limit > 0 {
+            cpu.set_period(Some(100_000));
+            cpu.set_quota(Some((r.cpu_millis_limit * 100).max(1000)));
+            any_cpu = true;
+        }
+        if any_cpu {
+            resources.set_cpu(Some(cpu));
         }
     }
     Ok(spec)

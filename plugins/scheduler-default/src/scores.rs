@@ -80,13 +80,8 @@ fn normalize(scores: &mut [i64], reverse: bool) {
     let min = scores.iter().copied().min().unwrap_or(0);
     if max == min {
         scores.iter_mut().for_each(|s| {
-            *s = if reverse {
-                MAX_SCORE
-            } else if max > 0 {
-                MAX_SCORE
-            } else {
-                0
-            }
+            // All equal: every node is as good (reverse) or as good as its raw score says.
+            *s = if reverse || max > 0 { MAX_SCORE } else { 0 }
         });
         return;
     }

@@ -50,7 +50,7 @@ impl Kernel {
             );
         }
         let mut child = Command::new(bin)
-            .arg("up")
+            .args(["up", "--no-default-plugins"])
             .arg("--data-dir")
             .arg(self.dir.path())
             .args(["--listen", listen])

@@ -207,7 +207,16 @@ mod tests {
             .await
             .expect("create binding");
         let list_default = Attributes::resource("list", "", "pods", "default", "");
-        assert!(authz.authorize(&alice, &list_default).allowed());
+        // The cache hears of the write moments after it returns.
+        let mut allowed = false;
+        for _ in 0..100 {
+            allowed = authz.authorize(&alice, &list_default).allowed();
+            if allowed {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(allowed, "the new binding never took effect");
         assert_eq!(authz.authorize(&alice, &list_pods), Decision::Deny);
     }
 }
