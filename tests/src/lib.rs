@@ -10,6 +10,8 @@ use anyhow::{Context, Result, bail};
 
 pub use kerno_kernel::testing::EtcdServer;
 
+pub mod containerd;
+pub mod image;
 pub mod netns;
 
 /// The directory holding the workspace's built binaries (`target/debug`).

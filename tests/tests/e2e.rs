@@ -12,6 +12,7 @@ mod e2e {
     pub mod plugins;
     pub mod protobuf;
     pub mod python_plugin;
+    pub mod runtime;
     pub mod scheduler;
     pub mod supervisor;
     pub mod watch;
