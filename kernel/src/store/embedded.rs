@@ -326,6 +326,16 @@ impl Store for EmbeddedStore {
         watch::open(&self.shared, live, prefix, after_revision).await
     }
 
+    async fn history(
+        &self,
+        prefix: &str,
+        after: Revision,
+        through: Revision,
+        max_events: usize,
+    ) -> Result<Option<Vec<Event>>> {
+        watch::history(&self.shared, prefix, after, through, max_events).await
+    }
+
     async fn current_revision(&self) -> Result<Revision> {
         Ok(self.shared.revision.load(Ordering::Acquire))
     }

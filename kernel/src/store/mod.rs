@@ -177,6 +177,24 @@ pub trait Store: Send + Sync + 'static {
     /// when `after_revision` is older than the compaction revision.
     async fn watch(&self, prefix: &str, after_revision: Revision) -> Result<WatchStream>;
 
+    /// Reads from history every change under `prefix` with a revision in
+    /// `(after, through]`, in revision order, reading at most `max_events`
+    /// matching changes (`Ok(None)` when there are more). Lets a watch cache
+    /// that started after a restart resume watches from before it. Fails
+    /// with [`Error::Compacted`] when `after` is older than the compaction
+    /// revision; backends that cannot read a bounded range of history answer
+    /// `Ok(None)` (the default).
+    async fn history(
+        &self,
+        prefix: &str,
+        after: Revision,
+        through: Revision,
+        max_events: usize,
+    ) -> Result<Option<Vec<Event>>> {
+        let _ = (prefix, after, through, max_events);
+        Ok(None)
+    }
+
     /// The revision of the last write (0 for an empty store).
     async fn current_revision(&self) -> Result<Revision>;
 

@@ -60,6 +60,8 @@ pub(crate) struct State {
     pub window: VecDeque<Arc<CachedEvent>>,
     /// Every event after this revision is in `window`.
     pub window_start: Revision,
+    /// The revision the cache started at: it never saw earlier events.
+    pub started_at: Revision,
     /// The revision the cache has applied.
     pub revision: Revision,
     /// Store events up to this revision are already reflected (by a re-list).
@@ -86,6 +88,8 @@ pub(crate) struct Shared {
 /// then end.
 pub struct WatchCache {
     shared: Arc<Shared>,
+    /// Read for history older than the window (see [`WatchCache::watch`]).
+    store: Arc<dyn Store>,
     task: AbortHandle,
 }
 
@@ -133,14 +137,19 @@ impl WatchCache {
                 objects,
                 window: VecDeque::new(),
                 window_start: listed.revision,
+                started_at: listed.revision,
                 revision: listed.revision,
                 skip_through: listed.revision,
             }),
             rt,
             config,
         });
-        let task = tokio::spawn(run(shared.clone(), store, stream)).abort_handle();
-        Ok(Arc::new(Self { shared, task }))
+        let task = tokio::spawn(run(shared.clone(), store.clone(), stream)).abort_handle();
+        Ok(Arc::new(Self {
+            shared,
+            store,
+            task,
+        }))
     }
 
     /// Events held by the live ring (bounded by its capacity).
@@ -266,7 +275,11 @@ impl WatchCache {
         })
     }
 
-    /// Opens a watch; see [`WatchOptions`] for where it starts.
+    /// Opens a watch; see [`WatchOptions`] for where it starts. A revision
+    /// from before the cache started (e.g. one a client saw before the
+    /// kernel restarted) is replayed from the store's history when the store
+    /// still has it and it holds at most a window of events, so the client
+    /// resumes instead of re-listing.
     pub async fn watch(&self, opts: WatchOptions) -> Result<Watcher> {
         if let Some(rev) = opts.from_revision.filter(|r| *r > 0)
             && rev > self.revision()
@@ -279,7 +292,83 @@ impl WatchCache {
                 });
             }
         }
-        Watcher::open(&self.shared, opts)
+        if let Some(rev) = opts.from_revision.filter(|r| *r > 0) {
+            let (window_start, started_at) = {
+                let state = self.shared.read();
+                (state.window_start, state.started_at)
+            };
+            // Only events the cache never saw come from the store: events it
+            // dropped from its window stay gone (410), as in Kubernetes.
+            if rev < window_start && rev < started_at {
+                let history = self.history(rev, window_start).await?;
+                return Watcher::open(&self.shared, opts, Some((history, window_start)));
+            }
+        }
+        Watcher::open(&self.shared, opts, None)
+    }
+
+    /// The type's changes in `(after, through]` from the store's history, as
+    /// cached events; [`Error::TooOldResourceVersion`] when the store no
+    /// longer has them or they are more than the window would hold.
+    async fn history(&self, after: Revision, through: Revision) -> Result<Vec<Arc<CachedEvent>>> {
+        let too_old = Error::TooOldResourceVersion {
+            requested: after,
+            oldest: through,
+        };
+        let config = &self.shared.config;
+        if through.saturating_sub(after) > config.history_revisions {
+            return Err(too_old);
+        }
+        let rt = &self.shared.rt;
+        let events = match self
+            .store
+            .history(&rt.key_prefix(), after, through, config.window.max(1))
+            .await
+        {
+            Ok(Some(events)) => events,
+            Ok(None) | Err(store::Error::Compacted { .. }) => return Err(too_old),
+            Err(err) => return Err(err.into()),
+        };
+        debug!(resource = %rt.plural, after, through, events = events.len(), "replaying watch from store history");
+        Ok(events
+            .iter()
+            .filter_map(|ev| history_event(rt, ev))
+            .map(Arc::new)
+            .collect())
+    }
+}
+
+/// A watch event for a change read from the store's history: the object
+/// before the change (from `prev_kv`) gives the selector transitions.
+fn history_event(rt: &ResourceType, ev: &store::Event) -> Option<CachedEvent> {
+    let rev = ev.kv.mod_revision;
+    match ev.kind {
+        EventKind::Put => {
+            let obj = parse(rt, &ev.kv)?;
+            let prev = ev
+                .prev_kv
+                .as_ref()
+                .and_then(|kv| parse(rt, kv))
+                .map(Arc::new);
+            let kind = if prev.is_some() {
+                EventType::Modified
+            } else {
+                EventType::Added
+            };
+            Some(CachedEvent::new(kind, rev, Arc::new(obj), prev))
+        }
+        EventKind::Delete => {
+            let last = ev.prev_kv.as_ref()?;
+            let obj =
+                CachedObject::from_stored(rt, &last.key, &last.value, rev, last.create_revision)
+                    .ok()?;
+            Some(CachedEvent::new(
+                EventType::Deleted,
+                rev,
+                Arc::new(obj),
+                None,
+            ))
+        }
     }
 }
 

@@ -349,3 +349,108 @@ async fn fan_out_throughput() {
         delivered as f64 / secs
     );
 }
+
+/// Writes a pod to a real store, returning the new revision.
+async fn put_pod(store: &dyn Store, name: &str, app: &str, prev: Option<Revision>) -> Revision {
+    let (key, value) = pod("a", name, json!({ "app": app }), "n1");
+    let bytes = bytes::Bytes::from(value.to_string());
+    match prev {
+        None => store.create(&key, bytes).await.unwrap().mod_revision,
+        Some(rev) => store.update(&key, bytes, rev).await.unwrap().mod_revision,
+    }
+}
+
+async fn next_event(w: &mut Watcher) -> (EventType, String, Revision) {
+    let ev = tokio::time::timeout(WAIT, w.recv())
+        .await
+        .expect("an event in time")
+        .expect("watch open")
+        .expect("no watch error");
+    (ev.kind, ev.object.name.clone(), ev.revision)
+}
+
+#[tokio::test]
+async fn watches_from_before_the_cache_started_replay_store_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        crate::store::embedded::EmbeddedStore::open(dir.path())
+            .await
+            .unwrap(),
+    );
+    let r1 = put_pod(store.as_ref(), "p1", "web", None).await;
+    let r2 = put_pod(store.as_ref(), "p2", "web", None).await;
+    let r3 = put_pod(store.as_ref(), "p1", "db", Some(r1)).await;
+    let r4 = store
+        .delete("/registry/core/pods/a/p2", None)
+        .await
+        .unwrap()
+        .mod_revision;
+    // A fresh cache (as after a kernel restart) starts at r4 with an empty window.
+    let cache = WatchCache::start(store.clone(), Arc::new(pod_type()))
+        .await
+        .unwrap();
+    assert_eq!(cache.revision(), r4);
+
+    let mut all = cache
+        .watch(WatchOptions {
+            from_revision: Some(r1),
+            ..WatchOptions::default()
+        })
+        .await
+        .expect("resumes from history, no 410");
+    assert_eq!(
+        next_event(&mut all).await,
+        (EventType::Added, "p2".into(), r2)
+    );
+    assert_eq!(
+        next_event(&mut all).await,
+        (EventType::Modified, "p1".into(), r3)
+    );
+    assert_eq!(
+        next_event(&mut all).await,
+        (EventType::Deleted, "p2".into(), r4)
+    );
+    let r5 = put_pod(store.as_ref(), "p3", "web", None).await;
+    assert_eq!(
+        next_event(&mut all).await,
+        (EventType::Added, "p3".into(), r5)
+    );
+
+    // Selector transitions hold for history too: p1 leaves app=web at r3.
+    let mut web = cache
+        .watch(WatchOptions {
+            from_revision: Some(r1),
+            labels: LabelSelector::parse("app=web").unwrap(),
+            ..WatchOptions::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        next_event(&mut web).await,
+        (EventType::Added, "p2".into(), r2)
+    );
+    assert_eq!(
+        next_event(&mut web).await,
+        (EventType::Deleted, "p1".into(), r3)
+    );
+    assert_eq!(
+        next_event(&mut web).await,
+        (EventType::Deleted, "p2".into(), r4)
+    );
+    assert_eq!(
+        next_event(&mut web).await,
+        (EventType::Added, "p3".into(), r5)
+    );
+
+    // Compacted history still answers 410.
+    store.compact(r3).await.unwrap();
+    let err = cache
+        .watch(WatchOptions {
+            from_revision: Some(r2),
+            ..WatchOptions::default()
+        })
+        .await
+        .err()
+        .expect("compacted revision is too old");
+    assert!(matches!(err, Error::TooOldResourceVersion { .. }), "{err}");
+}

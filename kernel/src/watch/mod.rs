@@ -101,6 +101,9 @@ impl From<Error> for ApiError {
 pub struct CacheConfig {
     /// How many recent events are kept for resuming watches.
     pub window: usize,
+    /// A watch from before the window is replayed from the store's history
+    /// when it is at most this many revisions older than the window.
+    pub history_revisions: Revision,
     /// Capacity of the live event ring shared by all watchers; a watcher more
     /// than this many events behind is closed.
     pub broadcast_capacity: usize,
@@ -124,6 +127,7 @@ impl Default for CacheConfig {
     fn default() -> Self {
         Self {
             window: 10_000,
+            history_revisions: 100_000,
             broadcast_capacity: 4_096,
             bookmark_interval: Duration::from_secs(5),
             continue_ttl: Duration::from_secs(300),

@@ -72,7 +72,13 @@ impl std::fmt::Debug for Watcher {
 impl Watcher {
     /// Opens a watcher. Subscribing and reading the replay happen under the
     /// state's read lock, so no event is missed or seen twice.
-    pub(crate) fn open(shared: &Shared, opts: WatchOptions) -> Result<Self> {
+    /// `history` holds the changes after `from_revision` through a revision
+    /// read from the store, when `from_revision` is older than the window.
+    pub(crate) fn open(
+        shared: &Shared,
+        opts: WatchOptions,
+        history: Option<(Vec<Arc<CachedEvent>>, Revision)>,
+    ) -> Result<Self> {
         let filter = Filter {
             namespace: opts.namespace.filter(|_| shared.rt.namespaced),
             labels: opts.labels,
@@ -83,9 +89,9 @@ impl Watcher {
         let mut initial = VecDeque::new();
         let mut replay = VecDeque::new();
         let now = state.revision;
-        match opts.from_revision {
-            None => {}
-            Some(0) => {
+        match (opts.from_revision, history) {
+            (None, _) => {}
+            (Some(0), _) => {
                 let objects = state.objects.clone();
                 drop(state);
                 initial = objects
@@ -94,7 +100,19 @@ impl Watcher {
                     .cloned()
                     .collect();
             }
-            Some(rev) => {
+            (Some(rev), Some((events, through))) => {
+                // The window must still hold everything after the history.
+                if through < state.window_start {
+                    return Err(Error::TooOldResourceVersion {
+                        requested: rev,
+                        oldest: state.window_start,
+                    });
+                }
+                let from = state.window.partition_point(|e| e.revision <= through);
+                replay = events.into();
+                replay.extend(state.window.range(from..).cloned());
+            }
+            (Some(rev), None) => {
                 if rev < state.window_start {
                     return Err(Error::TooOldResourceVersion {
                         requested: rev,

@@ -150,3 +150,51 @@ async fn read_page(shared: Weak<Shared>, prefix: String, after: Revision) -> Res
     .await
     .map_err(|e| Error::backend("watch replay task failed", e))?
 }
+
+/// Reads the log's changes under `prefix` in `(after, through]` in one read
+/// transaction (see [`crate::store::Store::history`]).
+pub(crate) async fn history(
+    shared: &Arc<Shared>,
+    prefix: &str,
+    after: Revision,
+    through: Revision,
+    max_events: usize,
+) -> Result<Option<Vec<Event>>> {
+    let shared = Arc::clone(shared);
+    let prefix = prefix.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let txn = shared.db.begin_read().map_err(storage("begin read"))?;
+        let meta = txn.open_table(META).map_err(storage("open meta"))?;
+        let compacted = meta
+            .get(META_COMPACTED)
+            .map_err(storage("read meta"))?
+            .map_or(0, |g| g.value());
+        if after < compacted {
+            return Err(Error::Compacted {
+                requested: after,
+                compacted,
+            });
+        }
+        let log = txn.open_table(LOG).map_err(storage("open log"))?;
+        let mut events = Vec::new();
+        if through <= after {
+            return Ok(Some(events));
+        }
+        let entries = log
+            .range(log_key(after.saturating_add(1))..=log_key(through))
+            .map_err(storage("read log"))?;
+        for entry in entries {
+            let (_, value) = entry.map_err(storage("read log"))?;
+            let event = decode_event(value.value()).map_err(|e| Error::backend("read log", e))?;
+            if event.kv.key.starts_with(&prefix) {
+                if events.len() == max_events {
+                    return Ok(None);
+                }
+                events.push(event);
+            }
+        }
+        Ok(Some(events))
+    })
+    .await
+    .map_err(|e| Error::backend("history task failed", e))?
+}

@@ -19,6 +19,7 @@ mod store;
 mod watcher;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt;
 use tokio::sync::broadcast;
@@ -73,11 +74,16 @@ impl<K: Resource, L: ListWatch<K>> InformerBuilder<K, L> {
         let mut writer = self.writer;
         let handlers = self.handlers;
         let stream = watcher(self.lw, self.lp);
+        let lists = Arc::new(AtomicU64::new(0));
+        let listed = lists.clone();
         let task = tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             while let Some(item) = stream.next().await {
                 match item {
                     Ok(event) => {
+                        if matches!(event, WatcherEvent::Restarted(_)) {
+                            listed.fetch_add(1, Ordering::Relaxed);
+                        }
                         for change in writer.apply(&event) {
                             for handler in &handlers {
                                 handler(&change);
@@ -93,6 +99,7 @@ impl<K: Resource, L: ListWatch<K>> InformerBuilder<K, L> {
         Informer {
             store,
             events,
+            lists,
             task,
         }
     }
@@ -102,6 +109,7 @@ impl<K: Resource, L: ListWatch<K>> InformerBuilder<K, L> {
 pub struct Informer<K> {
     store: Store<K>,
     events: broadcast::Sender<Notification<K>>,
+    lists: Arc<AtomicU64>,
     task: JoinHandle<()>,
 }
 
@@ -120,6 +128,14 @@ impl<K: Resource> Informer<K> {
     /// The cache.
     pub fn store(&self) -> Store<K> {
         self.store.clone()
+    }
+
+    /// How many complete lists the informer has applied: 1 once it has
+    /// started, one more for each re-list (after a 410 Gone). A watch that
+    /// resumes after the kernel closed it (e.g. a kernel restart) does not
+    /// count.
+    pub fn lists(&self) -> u64 {
+        self.lists.load(Ordering::Relaxed)
     }
 
     /// A stream of changes from now on.
