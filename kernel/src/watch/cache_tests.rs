@@ -450,7 +450,6 @@ async fn watches_from_before_the_cache_started_replay_store_history() {
             ..WatchOptions::default()
         })
         .await
-        .err()
-        .expect("compacted revision is too old");
+        .expect_err("compacted revision is too old");
     assert!(matches!(err, Error::TooOldResourceVersion { .. }), "{err}");
 }
