@@ -219,9 +219,25 @@ impl Kerno {
     }
 }
 
+/// How long a kernel gets to stop its plugins after SIGTERM.
+const KERNEL_STOP_GRACE: Duration = Duration::from_secs(15);
+
 impl Drop for Kerno {
     fn drop(&mut self) {
+        // SIGTERM first, so the kernel stops the plugins it supervises the
+        // way `kerno up` does on Ctrl-C; SIGKILL only if that hangs.
         if let Some(mut child) = self.child.take() {
+            let asked = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            let deadline = Instant::now() + KERNEL_STOP_GRACE;
+            while asked && Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -305,6 +321,8 @@ impl Kerno {
             .env("KERNO_PLUGIN_CONFIG", config.to_string())
             .env_remove("KERNO_PLUGIN_SOCKET_DIR")
             .env_remove("KERNO_TOKEN")
+            // As under the supervisor: the plugin stops if this test process dies.
+            .env("KERNO_SUPERVISOR_PID", std::process::id().to_string())
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),

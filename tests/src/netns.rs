@@ -132,6 +132,8 @@ impl TestNetns {
             .env("KERNO_PLUGIN_CONFIG", config.to_string())
             .env("KERNO_PLUGIN_SOCKET_DIR", socket_dir)
             .env_remove("KERNO_TOKEN")
+            // `ip netns exec` execs the plugin: its parent is this process.
+            .env("KERNO_SUPERVISOR_PID", std::process::id().to_string())
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),

@@ -9,6 +9,7 @@ mod e2e {
     pub mod kubelet;
     pub mod malformed;
     pub mod network;
+    pub mod node;
     pub mod plugins;
     pub mod protobuf;
     pub mod python_plugin;

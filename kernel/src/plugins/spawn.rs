@@ -197,6 +197,8 @@ pub fn start(plugin: &PluginConfig, env: &SpawnEnv, token: &str) -> Result<Start
         .env("KERNO_PLUGIN_NAME", &plugin.name)
         .env("KERNO_PLUGIN_CONFIG", config)
         .env("KERNO_PLUGIN_SOCKET_DIR", &env.socket_dir)
+        // SDK plugins stop when this process dies (see the SDK's plugin main).
+        .env("KERNO_SUPERVISOR_PID", std::process::id().to_string())
         // A certificate identity inherited from the kernel's environment
         // would hide the plugin's own token.
         .env_remove("KERNO_CLIENT_CERT_FILE")

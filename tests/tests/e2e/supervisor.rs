@@ -212,6 +212,36 @@ fn stopping_the_kernel_leaves_no_plugin_behind() {
 }
 
 #[test]
+fn sdk_plugins_stop_when_the_kernel_is_killed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut k = up_with(
+        dir.path(),
+        "",
+        &test_plugin("orphan", "{ mode: healthy }"),
+        &[],
+    );
+    wait_phase(&k, "orphan", "Running");
+    let plugin = pid_of(&k, "orphan");
+    let kernel = k.pid().expect("kernel pid");
+    // kill -9 gives the kernel no chance to stop its plugins: the plugin
+    // notices its supervisor is gone and stops by itself, so a restarted
+    // kernel never runs two copies side by side.
+    signal(kernel, "-KILL");
+    let gone = eventually(Duration::from_secs(10), || (!alive(plugin)).then_some(()));
+    assert!(gone.is_some(), "plugin {plugin} outlived its kernel");
+    k.kill9_and_restart().expect("restart the kernel");
+    // The restarted kernel starts one new copy.
+    let again = eventually(PATIENCE, || {
+        let pid = field(&k, "orphan", ".status.pid").parse::<u32>().ok()?;
+        (pid != plugin && alive(pid)).then_some(pid)
+    });
+    assert!(
+        again.is_some(),
+        "the restarted kernel did not start the plugin again"
+    );
+}
+
+#[test]
 fn plugin_token_cannot_register_another_plugin() {
     let dir = tempfile::tempdir().expect("tempdir");
     let result = dir.path().join("result");

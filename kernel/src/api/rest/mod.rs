@@ -6,6 +6,7 @@
 //! `/api/v1/namespaces/x/pods` a collection) and calls the service layer.
 
 mod format;
+mod node_proxy;
 pub mod path;
 pub mod protobuf;
 mod resource;
@@ -50,6 +51,10 @@ pub fn router(state: Arc<RestState>) -> Router {
         .route("/openapi/v2", get(openapi_v2))
         .route("/openapi/v3", get(openapi_v3_index))
         .route("/openapi/v3/{*path}", get(openapi_v3_doc))
+        .route(
+            "/api/v1/namespaces/{namespace}/pods/{name}/log",
+            get(node_proxy::pod_log),
+        )
         .merge(reviews::routes())
         .fallback(fallback)
         .with_state(state)

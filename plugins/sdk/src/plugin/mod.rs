@@ -408,7 +408,16 @@ async fn serve(
     }
 }
 
-/// Triggers the shutdown on SIGTERM or SIGINT; never completes.
+/// The variable in which the supervisor passes its own process id. A plugin
+/// whose supervisor dies (`kill -9` of the kernel) stops, rather than live on
+/// beside the copy that the restarted kernel starts.
+pub const SUPERVISOR_PID_ENV: &str = "KERNO_SUPERVISOR_PID";
+
+/// How often a supervised plugin checks that its supervisor still lives.
+const SUPERVISOR_CHECK: Duration = Duration::from_millis(500);
+
+/// Triggers the shutdown on SIGTERM or SIGINT, or when the supervisor is
+/// gone; never completes.
 async fn signals(trigger: service::ShutdownTrigger, grace: Duration) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
@@ -418,12 +427,31 @@ async fn signals(trigger: service::ShutdownTrigger, grace: Duration) {
         tracing::warn!("cannot install signal handlers; only the Shutdown RPC stops this plugin");
         return futures::future::pending().await;
     };
+    let supervisor = std::env::var(SUPERVISOR_PID_ENV)
+        .ok()
+        .and_then(|pid| pid.parse().ok());
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: stopping"),
         _ = int.recv() => tracing::info!("SIGINT: stopping"),
+        () = supervisor_gone(supervisor) => tracing::warn!("the supervisor is gone: stopping"),
     }
     trigger.trigger(grace);
     futures::future::pending().await
+}
+
+/// Completes once this process's parent is no longer `supervisor` (it died
+/// and the process was re-parented); never, when there is no supervisor or
+/// the parent was never it (the plugin was started some other way).
+async fn supervisor_gone(supervisor: Option<u32>) {
+    let parent = std::os::unix::process::parent_id;
+    match supervisor {
+        Some(pid) if parent() == pid => {
+            while parent() == pid {
+                tokio::time::sleep(SUPERVISOR_CHECK).await;
+            }
+        }
+        _ => futures::future::pending().await,
+    }
 }
 
 #[cfg(test)]
