@@ -17,6 +17,7 @@ pub mod config;
 pub mod drivers;
 pub mod env;
 pub mod events;
+pub mod exec;
 pub mod lease;
 pub mod machine;
 pub mod node;

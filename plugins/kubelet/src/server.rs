@@ -58,6 +58,10 @@ pub fn router(state: ServerState) -> Router {
             "/containerLogs/{namespace}/{pod}/{container}",
             get(container_logs),
         )
+        .route(
+            "/exec/{namespace}/{pod}/{container}",
+            get(crate::exec::exec),
+        )
         .with_state(state)
 }
 

@@ -272,6 +272,43 @@ async fn kubectl_runs_a_real_pod_reads_its_logs_reaches_it_and_deletes_it() {
         "{err}"
     );
 
+    // exec through the kernel to the kubelet (WebSocket, v5.channel.k8s.io).
+    assert_eq!(
+        c.k.kubectl_ok(&["exec", "web", "--", "hostname"]).trim(),
+        "web"
+    );
+    let failed =
+        c.k.kubectl(&["exec", "web", "--", "sh", "-c", "echo oops >&2; exit 3"]);
+    assert_eq!(failed.status.code(), Some(3), "{failed:?}");
+    assert!(
+        String::from_utf8_lossy(&failed.stderr).contains("oops"),
+        "{failed:?}"
+    );
+    let echoed =
+        c.k.kubectl_stdin(&["exec", "-i", "web", "--", "cat"], Some("through stdin\n"));
+    assert_eq!(
+        String::from_utf8_lossy(&echoed.stdout),
+        "through stdin\n",
+        "{echoed:?}"
+    );
+    // `-it` under a pseudo-terminal (util-linux `script`): the command sees a TTY.
+    let kubeconfig = c.k.kubeconfig();
+    let tty = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "kubectl --kubeconfig {} exec -it web -- sh -c 'tty; test -t 0 && echo stdin-is-a-tty'",
+            kubeconfig.display()
+        ))
+        .arg("/dev/null")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script");
+    let tty_out = String::from_utf8_lossy(&tty.stdout);
+    assert!(
+        tty_out.contains("/dev/pts/") && tty_out.contains("stdin-is-a-tty"),
+        "exec -it: {tty:?}"
+    );
+
     // The pod is on the node's bridge: HTTP from the node's namespace.
     let url = format!("http://{ip}:8080/");
     let fetch = format!(

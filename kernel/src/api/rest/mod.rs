@@ -55,6 +55,10 @@ pub fn router(state: Arc<RestState>) -> Router {
             "/api/v1/namespaces/{namespace}/pods/{name}/log",
             get(node_proxy::pod_log),
         )
+        .route(
+            "/api/v1/namespaces/{namespace}/pods/{name}/exec",
+            get(node_proxy::pod_exec).post(node_proxy::pod_exec),
+        )
         .merge(reviews::routes())
         .fallback(fallback)
         .with_state(state)

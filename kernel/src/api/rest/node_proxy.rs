@@ -1,15 +1,16 @@
 //! Requests the kernel answers by asking a node's kubelet: `pods/log` (what
-//! `kubectl logs` reads). The kernel finds the pod's node, reads the
+//! `kubectl logs` reads) and `pods/exec` (`kubectl exec`, a WebSocket the
+//! kernel passes through). The kernel finds the pod's node, reads the
 //! kubelet's address from the Node object (`InternalIP` and
-//! `status.daemonEndpoints.kubeletEndpoint.Port`) and streams the kubelet's
-//! answer back, so clients only ever talk to the kernel.
+//! `status.daemonEndpoints.kubeletEndpoint.Port`) and relays the kubelet's
+//! answer, so clients only ever talk to the kernel.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use http_body_util::BodyExt;
@@ -47,26 +48,218 @@ pub async fn pod_log(
     }
 }
 
+/// `GET`/`POST /api/v1/namespaces/{namespace}/pods/{name}/exec`.
+pub async fn pod_exec(
+    State(state): State<Arc<RestState>>,
+    Path((namespace, name)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Response {
+    match proxy_exec(
+        &state,
+        &namespace,
+        &name,
+        query.unwrap_or_default(),
+        request,
+    )
+    .await
+    {
+        Ok(response) => response,
+        Err(err) => error_response(err),
+    }
+}
+
+/// The pod, its node's kubelet address and the chosen container.
+struct PodOnNode {
+    authority: String,
+    node_name: String,
+    container: String,
+}
+
+async fn locate(
+    state: &RestState,
+    namespace: &str,
+    name: &str,
+    container: Option<&str>,
+) -> Result<PodOnNode, ApiError> {
+    let pod = get(state, "pods", Some(namespace), name).await?;
+    let container = choose_container(&pod, name, container)?;
+    let node_name = pod["spec"]["nodeName"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    if node_name.is_empty() {
+        return Err(ApiError::BadRequest(format!(
+            "pod {name} does not have a host assigned"
+        )));
+    }
+    let node = get(state, "nodes", None, &node_name).await?;
+    let authority = kubelet_authority(&node).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "node {node_name} has no kubelet address (InternalIP and kubelet port) in its status"
+        ))
+    })?;
+    Ok(PodOnNode {
+        authority,
+        node_name,
+        container,
+    })
+}
+
+/// Headers of a WebSocket upgrade the kubelet needs to see.
+const UPGRADE_HEADERS: &[&str] = &[
+    "upgrade",
+    "connection",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-protocol",
+];
+
+async fn proxy_exec(
+    state: &RestState,
+    namespace: &str,
+    name: &str,
+    query: String,
+    mut request: Request,
+) -> Result<Response, ApiError> {
+    let container = query_value(&query, "container");
+    let target = locate(state, namespace, name, container.as_deref()).await?;
+    let websocket = request
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !websocket {
+        // kubectl falls back to SPDY only when the WebSocket upgrade fails.
+        return Err(ApiError::BadRequest(
+            "exec needs a WebSocket upgrade (v5.channel.k8s.io, kubectl 1.30 or later); SPDY is not served".into(),
+        ));
+    }
+    let stream = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio::net::TcpStream::connect(&target.authority),
+    )
+    .await
+    .map_err(|_| unreachable(&target, "connection timed out"))?
+    .map_err(|e| unreachable(&target, &e.to_string()))?;
+    let _ = stream.set_nodelay(true);
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| unreachable(&target, &e.to_string()))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.with_upgrades().await {
+            tracing::debug!(error = %e, "kubelet exec connection ended");
+        }
+    });
+    let path = format!("/exec/{namespace}/{name}/{}?{query}", target.container);
+    let mut upstream = http::Request::get(path)
+        .header(header::HOST, &target.authority)
+        .body(Body::empty())
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    for name in UPGRADE_HEADERS {
+        if let Some(value) = request.headers().get(*name) {
+            upstream.headers_mut().insert(*name, value.clone());
+        }
+    }
+    let response = sender
+        .send_request(upstream)
+        .await
+        .map_err(|e| unreachable(&target, &e.to_string()))?;
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let status = response.status();
+        let text = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| String::from_utf8_lossy(&b.to_bytes()).trim().to_owned())
+            .unwrap_or_default();
+        return Err(match status {
+            StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST => ApiError::BadRequest(text),
+            _ => ApiError::ServiceUnavailable(format!(
+                "kubelet of node {}: {text}",
+                target.node_name
+            )),
+        });
+    }
+    let mut switching = Response::new(Body::empty());
+    *switching.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    for (name, value) in response.headers() {
+        switching.headers_mut().insert(name.clone(), value.clone());
+    }
+    let client_upgrade = hyper::upgrade::on(&mut request);
+    let kubelet_upgrade = hyper::upgrade::on(response);
+    tokio::spawn(async move {
+        let (client, kubelet) = match tokio::join!(client_upgrade, kubelet_upgrade) {
+            (Ok(client), Ok(kubelet)) => (client, kubelet),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::debug!(error = %e, "exec upgrade failed");
+                return;
+            }
+        };
+        let mut client = hyper_util::rt::TokioIo::new(client);
+        let mut kubelet = hyper_util::rt::TokioIo::new(kubelet);
+        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut kubelet).await {
+            tracing::debug!(error = %e, "exec stream ended");
+        }
+    });
+    Ok(switching)
+}
+
+fn unreachable(target: &PodOnNode, why: &str) -> ApiError {
+    ApiError::ServiceUnavailable(format!(
+        "error reaching the kubelet of node {} at {}: {why}",
+        target.node_name, target.authority
+    ))
+}
+
+/// The first value of `key` in a raw query string, percent-decoded.
+fn query_value(query: &str, key: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == key).then(|| url_decode(v))
+    })
+}
+
+fn url_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(high), Some(low)) => {
+                    out.push(high << 4 | low);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 async fn proxy_log(
     state: &RestState,
     namespace: &str,
     name: &str,
     query: &HashMap<String, String>,
 ) -> Result<Response, ApiError> {
-    let pod = get(state, "pods", Some(namespace), name).await?;
-    let container = choose_container(&pod, name, query.get("container").map(String::as_str))?;
-    let node_name = pod["spec"]["nodeName"].as_str().unwrap_or_default();
-    if node_name.is_empty() {
-        return Err(ApiError::BadRequest(format!(
-            "pod {name} does not have a host assigned"
-        )));
-    }
-    let node = get(state, "nodes", None, node_name).await?;
-    let authority = kubelet_authority(&node).ok_or_else(|| {
-        ApiError::BadRequest(format!(
-            "node {node_name} has no kubelet address (InternalIP and kubelet port) in its status"
-        ))
-    })?;
+    let PodOnNode {
+        authority,
+        node_name,
+        container,
+    } = locate(
+        state,
+        namespace,
+        name,
+        query.get("container").map(String::as_str),
+    )
+    .await?;
     let mut path = format!("/containerLogs/{namespace}/{name}/{container}");
     let params: Vec<String> = LOG_PARAMS
         .iter()
@@ -249,8 +442,12 @@ mod tests {
     }
 
     #[test]
-    fn query_values_are_encoded() {
+    fn query_values_are_encoded_and_decoded() {
         assert_eq!(encode("10"), "10");
         assert_eq!(encode("a b&c"), "a%20b%26c");
+        let query = "command=sh&container=my%20app&stdin=true";
+        assert_eq!(query_value(query, "container").as_deref(), Some("my app"));
+        assert_eq!(query_value(query, "tty"), None);
+        assert_eq!(url_decode("%zz+%41"), "%zz A");
     }
 }
