@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod images;
 pub mod kubeconfig;
 pub mod patch;
 pub mod plugins;

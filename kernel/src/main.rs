@@ -1,5 +1,6 @@
 //! `kerno`: the kernel binary. `kerno up` starts the all-in-one control
-//! plane; `kerno kernel` runs the kernel alone.
+//! plane; `kerno kernel` runs the kernel alone; `kerno image` manages a
+//! node's images.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -56,6 +57,70 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         etcd_endpoints: Vec<String>,
     },
+    /// Images on this node, through its runtime driver.
+    Image {
+        #[command(subcommand)]
+        action: ImageAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ImageAction {
+    /// Import an OCI or Docker image archive (`.tar`), for pods with
+    /// `imagePullPolicy: IfNotPresent` or `Never`.
+    Import {
+        /// The archive.
+        file: PathBuf,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    },
+    /// List the node's images.
+    Ls {
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct RuntimeArgs {
+    /// The runtime driver's socket [default: the supervised cri-containerd's,
+    /// DATA_DIR/plugins/sockets/cri-containerd.sock].
+    #[arg(long)]
+    runtime_endpoint: Option<String>,
+    /// The data directory of the `kerno up` running this node.
+    #[arg(long, env = "KERNO_DATA_DIR", default_value = "kerno-data")]
+    data_dir: PathBuf,
+}
+
+impl RuntimeArgs {
+    fn endpoint(&self) -> String {
+        self.runtime_endpoint.clone().unwrap_or_else(|| {
+            kerno_kernel::images::default_endpoint(&self.data_dir, "cri-containerd")
+        })
+    }
+}
+
+async fn image_command(action: ImageAction) -> anyhow::Result<()> {
+    let print = |images: Vec<kerno_proto::runtime::v1::Image>| {
+        println!("{:<60} {:<20} {:>10}", "IMAGE", "ID", "SIZE");
+        for image in images {
+            let id = image.id.trim_start_matches("sha256:");
+            let size = format!("{:.1}MiB", image.size_bytes as f64 / (1024.0 * 1024.0));
+            for tag in &image.repo_tags {
+                println!("{tag:<60} {:<20} {size:>10}", &id[..id.len().min(12)]);
+            }
+        }
+    };
+    match action {
+        ImageAction::Import { file, runtime } => {
+            let images = kerno_kernel::images::import(&runtime.endpoint(), &file).await?;
+            print(images);
+        }
+        ImageAction::Ls { runtime } => {
+            print(kerno_kernel::images::list(&runtime.endpoint()).await?)
+        }
+    }
+    Ok(())
 }
 
 #[derive(clap::Args, Debug)]
@@ -108,6 +173,7 @@ async fn main() -> anyhow::Result<()> {
             store,
             etcd_endpoints,
         } => (common, store, etcd_endpoints, false, false),
+        Command::Image { action } => return image_command(action).await,
     };
     let overrides = Overrides {
         data_dir: common.data_dir,

@@ -14,11 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kerno_proto::runtime::v1 as rt;
-use kerno_proto::runtime::v1::runtime_client::RuntimeClient;
 use kerno_tests::containerd::Containerd;
 use kerno_tests::image::build_busybox_image;
-use kerno_tests::netns::{NetnsPlugin, TestNetns, unix_channel};
+use kerno_tests::netns::{NetnsPlugin, TestNetns};
 use kerno_tests::{Kerno, PluginProcess, eventually};
 
 const NODE: &str = "node-e2e";
@@ -104,16 +102,45 @@ async fn cluster() -> Cluster {
         runtime_socket.exists().then_some(())
     })
     .expect("the runtime driver never created its socket");
-    // What `kerno image import` would do: the test image, built from
-    // busybox-static, into the node's containerd namespace.
+    // The test image, built from busybox-static, imported the way a user
+    // would: `kerno image import` through the node's runtime driver.
     let archive = build_busybox_image(dir.path()).expect("busybox image");
-    let mut runtime = RuntimeClient::new(unix_channel(&runtime_socket).await.expect("channel"));
-    runtime
-        .import_image(rt::ImportImageRequest {
-            path: archive.display().to_string(),
-        })
-        .await
-        .expect("import the busybox image");
+    let endpoint = format!("unix://{}", runtime_socket.display());
+    let kerno = kerno_tests::kerno_bin().expect("kerno binary");
+    let import = Command::new(&kerno)
+        .args(["image", "import"])
+        .arg(&archive)
+        .args(["--runtime-endpoint", &endpoint])
+        .output()
+        .expect("kerno image import");
+    let imported = String::from_utf8_lossy(&import.stdout);
+    assert!(
+        import.status.success() && imported.contains("docker.io/library/busybox:latest"),
+        "kerno image import: {import:?}"
+    );
+    let listed = Command::new(&kerno)
+        .args(["image", "ls", "--runtime-endpoint", &endpoint])
+        .output()
+        .expect("kerno image ls");
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("busybox:latest"),
+        "kerno image ls: {listed:?}"
+    );
+    let missing = Command::new(&kerno)
+        .args([
+            "image",
+            "import",
+            "/nonexistent/image.tar",
+            "--runtime-endpoint",
+            &endpoint,
+        ])
+        .output()
+        .expect("kerno image import of a missing file");
+    assert!(
+        !missing.status.success()
+            && String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/image.tar"),
+        "{missing:?}"
+    );
 
     let node_ns = TestNetns::create().expect("the node's network namespace");
     let network = node_ns
