@@ -73,7 +73,7 @@ struct Cluster {
     _dir: tempfile::TempDir,
 }
 
-async fn cluster() -> Cluster {
+async fn cluster(tag: &str) -> Cluster {
     let k = Kerno::up().expect("kerno up");
     let containerd = Containerd::start().expect("a private containerd");
     let dir = tempfile::Builder::new()
@@ -84,7 +84,7 @@ async fn cluster() -> Cluster {
     std::fs::create_dir_all(&sockets).expect("socket dir");
     let shared = SharedMount::new(&dir.path().join("runtime"));
     let runtime_state = shared.0.join("state");
-    let containerd_namespace = format!("kerno-node-e2e-{}", std::process::id());
+    let containerd_namespace = format!("kerno-node-{tag}-{}", std::process::id());
 
     let (runtime_driver, runtime_socket) = k
         .spawn_plugin_on_socket(
@@ -198,6 +198,38 @@ async fn cluster() -> Cluster {
 }
 
 impl Cluster {
+    /// Waits for the node's Ready condition.
+    fn wait_node_ready(&self) {
+        eventually(Duration::from_secs(60), || {
+            let ready = self.jsonpath(
+                &["get", "node", NODE],
+                "{.status.conditions[?(@.type==\"Ready\")].status}",
+            );
+            (ready == "True").then_some(())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the node never became Ready: {}",
+                self.k.kubectl_ok(&["get", "node", NODE, "-o", "yaml"])
+            )
+        });
+    }
+
+    /// Waits until `check` holds for the pod's JSON; panics with `describe`.
+    fn wait_pod(&self, pod: &str, what: &str, check: impl Fn(&serde_json::Value) -> bool) {
+        let seen = eventually(Duration::from_secs(60), || {
+            let out = self.k.kubectl(&["get", "pod", pod, "-o", "json"]);
+            let json: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            check(&json).then_some(())
+        });
+        if seen.is_none() {
+            panic!(
+                "pod {pod}: {what} never happened:\n{}",
+                self.k.kubectl_ok(&["describe", "pod", pod])
+            );
+        }
+    }
+
     fn jsonpath(&self, args: &[&str], path: &str) -> String {
         let mut all = args.to_vec();
         let expr = format!("jsonpath={path}");
@@ -223,20 +255,8 @@ impl Cluster {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_runs_a_real_pod_reads_its_logs_reaches_it_and_deletes_it() {
-    let c = cluster().await;
-    eventually(Duration::from_secs(60), || {
-        let ready = c.jsonpath(
-            &["get", "node", NODE],
-            "{.status.conditions[?(@.type==\"Ready\")].status}",
-        );
-        (ready == "True").then_some(())
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "the node never became Ready: {}",
-            c.k.kubectl_ok(&["get", "node", NODE, "-o", "yaml"])
-        )
-    });
+    let c = cluster("run").await;
+    c.wait_node_ready();
 
     // A shell that stops on SIGTERM (PID 1 ignores signals it has no handler
     // for), prints a line, and serves HTTP with busybox httpd.
@@ -390,4 +410,332 @@ async fn kubectl_runs_a_real_pod_reads_its_logs_reaches_it_and_deletes_it() {
         .unwrap_or_default();
     assert!(sandboxes.is_empty(), "sandbox state left: {sandboxes:?}");
     let _ = (&c.scheduler, &c.kubelet, &c.network, &c.runtime_driver);
+}
+
+fn container_status<'a>(pod: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    pod["status"]["containerStatuses"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == name))
+        .unwrap_or(&serde_json::Value::Null)
+}
+
+fn condition(pod: &serde_json::Value, kind: &str) -> String {
+    pod["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == kind))
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+const FEATURES_POD: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {color: blue, "app.conf": "mode=fast"}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: creds}
+stringData: {password: s3cr3t-value}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: features
+  labels: {tier: web}
+spec:
+  terminationGracePeriodSeconds: 2
+  initContainers:
+  - name: first
+    image: busybox
+    command: [sh, -c, "echo first >> /shared/order"]
+    volumeMounts: [{name: shared, mountPath: /shared}]
+  - name: second
+    image: busybox
+    command: [sh, -c, "echo second >> /shared/order"]
+    volumeMounts: [{name: shared, mountPath: /shared}]
+  containers:
+  - name: main
+    image: busybox
+    command: [sh, -c, "trap 'exit 0' TERM; echo from-main > /shared/note; while true; do sleep 1; done"]
+    env:
+    - {name: COLOR, valueFrom: {configMapKeyRef: {name: settings, key: color}}}
+    - {name: PASSWORD, valueFrom: {secretKeyRef: {name: creds, key: password}}}
+    - {name: MY_POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+    - {name: MY_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+    - {name: PLAIN, value: plain-value}
+    resources:
+      limits: {memory: 64Mi, cpu: 500m}
+    readinessProbe:
+      exec: {command: [test, -f, /tmp/ready]}
+      periodSeconds: 1
+    volumeMounts:
+    - {name: shared, mountPath: /shared}
+    - {name: config, mountPath: /etc/config}
+    - {name: secret, mountPath: /etc/secret}
+    - {name: podinfo, mountPath: /etc/podinfo}
+  - name: sidecar
+    image: busybox
+    command: [sh, -c, "trap 'exit 0' TERM; while true; do cat /shared/note > /tmp/seen 2>/dev/null; sleep 1; done"]
+    volumeMounts: [{name: shared, mountPath: /shared}]
+  volumes:
+  - {name: shared, emptyDir: {}}
+  - {name: config, configMap: {name: settings}}
+  - {name: secret, secret: {secretName: creds}}
+  - name: podinfo
+    downwardAPI:
+      items: [{path: labels, fieldRef: {fieldPath: metadata.labels}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: liveness}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: busybox
+    command: [sh, -c, "touch /tmp/alive; sleep 2; rm /tmp/alive; sleep 600"]
+    livenessProbe:
+      exec: {command: [test, -f, /tmp/alive]}
+      initialDelaySeconds: 1
+      periodSeconds: 1
+      failureThreshold: 1
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: once}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: app, image: busybox, command: [sh, -c, "exit 7"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: retry}
+spec:
+  restartPolicy: OnFailure
+  containers:
+  - name: app
+    image: busybox
+    command: [sh, -c, "test -f /state/ran && exit 0; touch /state/ran; exit 1"]
+    volumeMounts: [{name: state, mountPath: /state}]
+  volumes:
+  - {name: state, emptyDir: {}}
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn real_containers_get_volumes_env_probes_limits_and_restart_policies() {
+    let c = cluster("features").await;
+    c.wait_node_ready();
+    c.k.kubectl_stdin(&["apply", "-f", "-"], Some(FEATURES_POD));
+    c.wait_pod("features", "Running", |p| p["status"]["phase"] == "Running");
+    let exec = |args: &[&str]| {
+        let mut all = vec!["exec", "features", "-c", "main", "--"];
+        all.extend_from_slice(args);
+        c.k.kubectl_ok(&all)
+    };
+    // Init containers ran first, in order, into the shared emptyDir.
+    assert_eq!(exec(&["cat", "/shared/order"]), "first\nsecond\n");
+    // Env from a ConfigMap, a Secret, the downward API and a literal.
+    let env = exec(&["env"]);
+    let ip = c.jsonpath(&["get", "pod", "features"], "{.status.podIP}");
+    for expected in [
+        "COLOR=blue".to_owned(),
+        "PASSWORD=s3cr3t-value".to_owned(),
+        "MY_POD=features".to_owned(),
+        format!("MY_IP={ip}"),
+        "PLAIN=plain-value".to_owned(),
+    ] {
+        assert!(
+            env.lines().any(|l| l == expected),
+            "{expected} not in {env}"
+        );
+    }
+    // ConfigMap, Secret and downward API volumes.
+    assert_eq!(exec(&["cat", "/etc/config/app.conf"]), "mode=fast");
+    assert_eq!(exec(&["cat", "/etc/secret/password"]), "s3cr3t-value");
+    assert!(exec(&["cat", "/etc/podinfo/labels"]).contains("tier=\"web\""));
+    // The sidecar reads what main wrote into the shared emptyDir.
+    let seen = eventually(Duration::from_secs(15), || {
+        let out = c.k.kubectl(&[
+            "exec",
+            "features",
+            "-c",
+            "sidecar",
+            "--",
+            "cat",
+            "/tmp/seen",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (text.trim() == "from-main").then_some(())
+    });
+    assert!(seen.is_some(), "the sidecar never saw main's file");
+    // The memory limit is on the container's cgroup (cgroup v1 here).
+    let limit = exec(&["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]);
+    assert_eq!(limit.trim(), (64 * 1024 * 1024).to_string());
+    // Readiness gates Ready: not ready until the probe's file exists.
+    let pod: serde_json::Value =
+        serde_json::from_str(&c.k.kubectl_ok(&["get", "pod", "features", "-o", "json"]))
+            .expect("pod json");
+    assert_eq!(
+        condition(&pod, "Ready"),
+        "False",
+        "ready before its probe passed"
+    );
+    assert_eq!(container_status(&pod, "main")["ready"], false);
+    exec(&["touch", "/tmp/ready"]);
+    c.wait_pod("features", "Ready", |p| condition(p, "Ready") == "True");
+
+    // A failing liveness probe restarts the container and counts it.
+    c.wait_pod("liveness", "a liveness restart", |p| {
+        container_status(p, "app")["restartCount"]
+            .as_i64()
+            .unwrap_or(0)
+            >= 1
+    });
+    let table = c.k.kubectl_ok(&["get", "pod", "liveness"]);
+    let restarts: i64 = table
+        .lines()
+        .nth(1)
+        .and_then(|row| row.split_whitespace().nth(3))
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0);
+    assert!(restarts >= 1, "RESTARTS column: {table}");
+    let events = c.k.kubectl_ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=liveness",
+    ]);
+    assert!(events.contains("Unhealthy"), "{events}");
+
+    // restartPolicy: Never ends Failed with the exit code; OnFailure retries once then succeeds.
+    c.wait_pod("once", "Failed", |p| p["status"]["phase"] == "Failed");
+    let once: serde_json::Value =
+        serde_json::from_str(&c.k.kubectl_ok(&["get", "pod", "once", "-o", "json"])).expect("json");
+    let terminated = &container_status(&once, "app")["state"]["terminated"];
+    assert_eq!(terminated["exitCode"], 7, "{once}");
+    assert_eq!(container_status(&once, "app")["restartCount"], 0);
+    c.wait_pod("retry", "Succeeded", |p| {
+        p["status"]["phase"] == "Succeeded"
+    });
+    let retry: serde_json::Value =
+        serde_json::from_str(&c.k.kubectl_ok(&["get", "pod", "retry", "-o", "json"]))
+            .expect("json");
+    assert_eq!(
+        container_status(&retry, "app")["restartCount"],
+        1,
+        "{retry}"
+    );
+
+    c.k.kubectl_ok(&["delete", "pod", "--all", "--timeout=60s"]);
+    eventually(Duration::from_secs(20), || {
+        let containers = c
+            .containerd
+            .ids(&c.containerd_namespace, "containers")
+            .ok()?;
+        (containers.is_empty() && c.pod_links().is_empty()).then_some(())
+    })
+    .expect("every container and veth removed after the pods");
+}
+
+const BAD_PODS: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: no-image}
+spec:
+  containers: [{name: app, image: "example.invalid/absent:1.0", imagePullPolicy: Never}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: bad-command}
+spec:
+  containers: [{name: app, image: busybox, command: [/no/such/binary]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: bad-volume}
+spec:
+  containers:
+  - {name: app, image: busybox, command: [sleep, "600"], volumeMounts: [{name: cfg, mountPath: /cfg}]}
+  volumes: [{name: cfg, configMap: {name: does-not-exist}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: odd-runtime}
+spec:
+  runtimeClassName: no-such-handler
+  containers: [{name: app, image: busybox, command: [sleep, "600"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: good}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers: [{name: app, image: busybox, command: [sleep, "600"]}]
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_pods_get_kubernetes_reasons_and_the_node_keeps_serving_others() {
+    let c = cluster("bad").await;
+    c.wait_node_ready();
+    c.k.kubectl_stdin(&["apply", "-f", "-"], Some(BAD_PODS));
+    let waiting = |pod: &'static str, reason: &'static str| {
+        c.wait_pod(pod, reason, move |p| {
+            container_status(p, "app")["state"]["waiting"]["reason"] == reason
+        });
+    };
+    waiting("no-image", "ErrImageNeverPull");
+    c.wait_pod("bad-command", "a start error", |p| {
+        let s = container_status(p, "app");
+        let reason = s["state"]["waiting"]["reason"]
+            .as_str()
+            .or(s["state"]["terminated"]["reason"].as_str())
+            .or(s["lastState"]["terminated"]["reason"].as_str())
+            .unwrap_or_default();
+        matches!(
+            reason,
+            "RunContainerError" | "StartError" | "CrashLoopBackOff" | "ContainerCannotRun"
+        )
+    });
+    c.wait_pod("good", "Running", |p| p["status"]["phase"] == "Running");
+    let bad_volume: serde_json::Value =
+        serde_json::from_str(&c.k.kubectl_ok(&["get", "pod", "bad-volume", "-o", "json"]))
+            .expect("json");
+    assert_eq!(bad_volume["status"]["phase"], "Pending", "{bad_volume}");
+    let described = c.k.kubectl_ok(&["describe", "pod", "bad-volume"]);
+    assert!(
+        described.contains("does-not-exist"),
+        "describe shows the missing ConfigMap: {described}"
+    );
+    // An unknown runtime handler: the sandbox cannot be made, and says why.
+    let sandbox_failed = eventually(Duration::from_secs(30), || {
+        let events = c.k.kubectl_ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=odd-runtime",
+        ]);
+        (events.contains("FailedCreatePodSandBox") && events.contains("no-such-handler"))
+            .then_some(())
+    });
+    assert!(
+        sandbox_failed.is_some(),
+        "{}",
+        c.k.kubectl_ok(&["describe", "pod", "odd-runtime"])
+    );
+    let described = c.k.kubectl_ok(&["describe", "pod", "no-image"]);
+    assert!(described.contains("ErrImageNeverPull"), "{described}");
+    // Creating the ConfigMap lets the pod start.
+    c.k.kubectl_ok(&[
+        "create",
+        "configmap",
+        "does-not-exist",
+        "--from-literal=a=b",
+    ]);
+    c.wait_pod("bad-volume", "Running once its ConfigMap exists", |p| {
+        p["status"]["phase"] == "Running"
+    });
+    c.k.kubectl_ok(&["delete", "pod", "--all", "--timeout=60s"]);
 }
