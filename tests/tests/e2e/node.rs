@@ -739,3 +739,68 @@ async fn bad_pods_get_kubernetes_reasons_and_the_node_keeps_serving_others() {
     });
     c.k.kubectl_ok(&["delete", "pod", "--all", "--timeout=60s"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_node_adopts_its_running_pods() {
+    let mut c = cluster("restart").await;
+    c.wait_node_ready();
+    c.k.kubectl_ok(&[
+        "run",
+        "steady",
+        "--image=busybox",
+        "--restart=Always",
+        "--",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; while true; do sleep 1; done",
+    ]);
+    c.wait_pod("steady", "Running", |p| p["status"]["phase"] == "Running");
+    let before: serde_json::Value =
+        serde_json::from_str(&c.k.kubectl_ok(&["get", "pod", "steady", "-o", "json"]))
+            .expect("json");
+    let container_id = container_status(&before, "steady")["containerID"].clone();
+    let ip = before["status"]["podIP"].clone();
+    let containers = c
+        .containerd
+        .ids(&c.containerd_namespace, "containers")
+        .expect("ctr");
+    assert_eq!(containers.len(), 1, "{containers:?}");
+
+    // The whole node agent dies at once and comes back.
+    c.kubelet.kill9().expect("kill the kubelet");
+    c.runtime_driver.kill9().expect("kill the runtime driver");
+    c.network.kill9().expect("kill the network driver");
+    c.network.restart().expect("restart the network driver");
+    c.runtime_driver.restart().expect("restart the runtime driver");
+    c.kubelet.restart().expect("restart the kubelet");
+
+    // The same container keeps running: adopted, not started again.
+    let settled = eventually(Duration::from_secs(30), || {
+        let out = c.k.kubectl(&["get", "pod", "steady", "-o", "json"]);
+        let pod: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let status = container_status(&pod, "steady");
+        (pod["status"]["phase"] == "Running"
+            && status["ready"] == true
+            && status["containerID"] == container_id)
+            .then_some(pod)
+    })
+    .unwrap_or_else(|| panic!("{}", c.k.kubectl_ok(&["describe", "pod", "steady"])));
+    assert_eq!(settled["status"]["podIP"], ip);
+    assert_eq!(container_status(&settled, "steady")["restartCount"], 0);
+    // Let a few kubelet sync rounds pass, then count again: no duplicates.
+    std::thread::sleep(Duration::from_secs(3));
+    let containers = c
+        .containerd
+        .ids(&c.containerd_namespace, "containers")
+        .expect("ctr");
+    assert_eq!(containers.len(), 1, "duplicated after restart: {containers:?}");
+    assert_eq!(c.pod_links().len(), 1, "{:?}", c.pod_links());
+    assert_eq!(c.k.kubectl_ok(&["exec", "steady", "--", "echo", "still-here"]).trim(), "still-here");
+
+    c.k.kubectl_ok(&["delete", "pod", "steady", "--timeout=60s"]);
+    eventually(Duration::from_secs(20), || {
+        let containers = c.containerd.ids(&c.containerd_namespace, "containers").ok()?;
+        (containers.is_empty() && c.pod_links().is_empty()).then_some(())
+    })
+    .expect("nothing left after delete");
+}
