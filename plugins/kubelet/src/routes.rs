@@ -35,6 +35,9 @@ pub fn node_routes(nodes: &[std::sync::Arc<Node>]) -> Vec<net::NodeRoute> {
     out
 }
 
+/// How soon a failed SyncRoutes (a restarting driver) is tried again.
+const ROUTE_RETRY: Duration = Duration::from_secs(1);
+
 /// Watches Nodes and calls SyncRoutes when the set of routes changes (and
 /// every minute, in case the driver restarted).
 pub async fn sync_routes(client: KernelClient, mut network: NetworkClient) {
@@ -45,12 +48,15 @@ pub async fn sync_routes(client: KernelClient, mut network: NetworkClient) {
     store.wait_until_ready().await;
     let mut last: Option<Vec<net::NodeRoute>> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let mut failed = false;
     loop {
-        let routes = node_routes(&store.list());
         let forced = tokio::select! {
             _ = changes.recv() => false,
             _ = tick.tick() => true,
+            () = tokio::time::sleep(ROUTE_RETRY), if failed => true,
         };
+        // Read the nodes after waking: the change that woke us is in the store.
+        let routes = node_routes(&store.list());
         if !forced && last.as_ref() == Some(&routes) {
             continue;
         }
@@ -60,8 +66,14 @@ pub async fn sync_routes(client: KernelClient, mut network: NetworkClient) {
             })
             .await
         {
-            Ok(_) => last = Some(routes),
-            Err(s) => tracing::debug!(error = %s.message(), "network driver did not take routes"),
+            Ok(_) => {
+                last = Some(routes);
+                failed = false;
+            }
+            Err(s) => {
+                failed = true;
+                tracing::debug!(error = %s.message(), "network driver did not take routes");
+            }
         }
     }
 }

@@ -57,34 +57,36 @@ impl Drop for SharedMount {
     }
 }
 
-/// One node: kernel, containerd, both drivers, kubelet and scheduler. Field
-/// order is drop order: processes first, then mounts and directories.
-struct Cluster {
-    k: Kerno,
-    scheduler: PluginProcess,
+/// One node's agent: the kubelet and both drivers, the node's network
+/// namespace and its containerd namespace. Field order is drop order.
+struct NodeAgent {
     kubelet: PluginProcess,
     network: NetnsPlugin,
     runtime_driver: PluginProcess,
-    node_ns: TestNetns,
+    ns: TestNetns,
     containerd_namespace: String,
     runtime_state: PathBuf,
     _shared: SharedMount,
-    containerd: Containerd,
-    _dir: tempfile::TempDir,
 }
 
-async fn cluster(tag: &str) -> Cluster {
-    let k = Kerno::up().expect("kerno up");
-    let containerd = Containerd::start().expect("a private containerd");
-    let dir = tempfile::Builder::new()
-        .prefix("kerno-node-")
-        .tempdir()
-        .expect("temp dir");
-    let sockets = dir.path().join("sockets");
+/// Starts node `name` under `dir`: the runtime driver on the shared
+/// containerd (its own containerd namespace) with the busybox image imported
+/// by `kerno image import`, the bridge driver inside `ns`, and the kubelet.
+fn start_node(
+    k: &Kerno,
+    containerd: &Containerd,
+    dir: &Path,
+    name: &str,
+    pod_cidr: &str,
+    node_ip: &str,
+    ns: TestNetns,
+) -> NodeAgent {
+    let dir = dir.join(name);
+    let sockets = dir.join("sockets");
     std::fs::create_dir_all(&sockets).expect("socket dir");
-    let shared = SharedMount::new(&dir.path().join("runtime"));
+    let shared = SharedMount::new(&dir.join("runtime"));
     let runtime_state = shared.0.join("state");
-    let containerd_namespace = format!("kerno-node-{tag}-{}", std::process::id());
+    let containerd_namespace = format!("kerno-{name}-{}", std::process::id());
 
     let (runtime_driver, runtime_socket) = k
         .spawn_plugin_on_socket(
@@ -104,7 +106,7 @@ async fn cluster(tag: &str) -> Cluster {
     .expect("the runtime driver never created its socket");
     // The test image, built from busybox-static, imported the way a user
     // would: `kerno image import` through the node's runtime driver.
-    let archive = build_busybox_image(dir.path()).expect("busybox image");
+    let archive = build_busybox_image(&dir).expect("busybox image");
     let endpoint = format!("unix://{}", runtime_socket.display());
     let kerno = kerno_tests::kerno_bin().expect("kerno binary");
     let import = Command::new(&kerno)
@@ -142,16 +144,15 @@ async fn cluster(tag: &str) -> Cluster {
         "{missing:?}"
     );
 
-    let node_ns = TestNetns::create().expect("the node's network namespace");
-    let network = node_ns
+    let network = ns
         .spawn_plugin(
             "kerno-cni-bridge",
             "cni-bridge",
             serde_json::json!({
                 "bridge": "kerno0",
-                "podCIDR": POD_CIDR,
-                "nodeName": NODE,
-                "stateDir": dir.path().join("network"),
+                "podCIDR": pod_cidr,
+                "nodeName": name,
+                "stateDir": dir.join("network"),
                 "hairpin": true,
                 "standalone": true,
             }),
@@ -159,22 +160,66 @@ async fn cluster(tag: &str) -> Cluster {
             None,
         )
         .expect("kerno-cni-bridge in the node's namespace");
-
     let kubelet = k
         .spawn_plugin(
             "kerno-kubelet",
             "kubelet",
             serde_json::json!({
-                "nodeName": NODE,
-                "runtimeEndpoint": format!("unix://{}", runtime_socket.display()),
+                "nodeName": name,
+                "runtimeEndpoint": endpoint,
                 "networkEndpoint": format!("unix://{}", network.socket().display()),
-                "rootDir": dir.path().join("kubelet"),
-                "nodeIP": "127.0.0.1",
+                "rootDir": dir.join("kubelet"),
+                "nodeIP": node_ip,
                 "kubeletPort": 0,
-                "podCIDR": POD_CIDR,
+                "podCIDR": pod_cidr,
             }),
         )
         .expect("kerno-kubelet (cargo build -p kerno-kubelet)");
+    NodeAgent {
+        kubelet,
+        network,
+        runtime_driver,
+        ns,
+        containerd_namespace,
+        runtime_state,
+        _shared: shared,
+    }
+}
+
+impl NodeAgent {
+    /// Links in the node's namespace other than loopback, the bridge and
+    /// `keep`: the pods' veths.
+    fn pod_links(&self, keep: &[&str]) -> Vec<String> {
+        let out = self
+            .ns
+            .exec_ok(&["ip", "-o", "link", "show"])
+            .expect("ip link in the node namespace");
+        out.lines()
+            .filter_map(|l| l.split(':').nth(1).map(|n| n.trim().to_owned()))
+            .map(|n| n.split('@').next().unwrap_or_default().to_owned())
+            .filter(|n| n != "lo" && n != "kerno0" && !keep.contains(&n.as_str()))
+            .collect()
+    }
+}
+
+/// A kernel, the scheduler and one real node. Field order is drop order.
+struct Cluster {
+    k: Kerno,
+    scheduler: PluginProcess,
+    node: NodeAgent,
+    containerd: Containerd,
+    _dir: tempfile::TempDir,
+}
+
+async fn cluster(tag: &str) -> Cluster {
+    let k = Kerno::up().expect("kerno up");
+    let containerd = Containerd::start().expect("a private containerd");
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("kerno-node-{tag}-"))
+        .tempdir()
+        .expect("temp dir");
+    let ns = TestNetns::create().expect("the node's network namespace");
+    let node = start_node(&k, &containerd, dir.path(), NODE, POD_CIDR, "127.0.0.1", ns);
     let scheduler = k
         .spawn_plugin(
             "kerno-scheduler-default",
@@ -185,13 +230,7 @@ async fn cluster(tag: &str) -> Cluster {
     Cluster {
         k,
         scheduler,
-        kubelet,
-        network,
-        runtime_driver,
-        node_ns,
-        containerd_namespace,
-        runtime_state,
-        _shared: shared,
+        node,
         containerd,
         _dir: dir,
     }
@@ -238,18 +277,8 @@ impl Cluster {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Links in the node's namespace other than loopback and the bridge:
-    /// the pods' veths.
     fn pod_links(&self) -> Vec<String> {
-        let out = self
-            .node_ns
-            .exec_ok(&["ip", "-o", "link", "show"])
-            .expect("ip link in the node namespace");
-        out.lines()
-            .filter_map(|l| l.split(':').nth(1).map(|n| n.trim().to_owned()))
-            .map(|n| n.split('@').next().unwrap_or_default().to_owned())
-            .filter(|n| n != "lo" && n != "kerno0")
-            .collect()
+        self.node.pod_links(&[])
     }
 }
 
@@ -362,19 +391,19 @@ async fn kubectl_runs_a_real_pod_reads_its_logs_reaches_it_and_deletes_it() {
         "import urllib.request; print(urllib.request.urlopen('{url}', timeout=2).read().decode(), end='')"
     );
     let wget = ["/usr/bin/python3", "-c", fetch.as_str()];
-    let page = eventually(Duration::from_secs(20), || c.node_ns.exec_ok(&wget).ok())
+    let page = eventually(Duration::from_secs(20), || c.node.ns.exec_ok(&wget).ok())
         .unwrap_or_else(|| {
             panic!(
                 "no HTTP answer from {url} in the node's namespace: {:?}; addresses: {:?}",
-                c.node_ns.exec_ok(&wget),
-                c.node_ns.exec_ok(&["ip", "-o", "addr"]),
+                c.node.ns.exec_ok(&wget),
+                c.node.ns.exec_ok(&["ip", "-o", "addr"]),
             )
         });
     assert_eq!(page.trim(), "pod-says-hi");
     assert_eq!(c.pod_links().len(), 1, "one veth for one pod");
     let containers = c
         .containerd
-        .ids(&c.containerd_namespace, "containers")
+        .ids(&c.node.containerd_namespace, "containers")
         .expect("ctr containers");
     assert_eq!(containers.len(), 1, "{containers:?}");
 
@@ -392,24 +421,27 @@ async fn kubectl_runs_a_real_pod_reads_its_logs_reaches_it_and_deletes_it() {
     eventually(Duration::from_secs(20), || {
         let containers = c
             .containerd
-            .ids(&c.containerd_namespace, "containers")
+            .ids(&c.node.containerd_namespace, "containers")
             .ok()?;
-        let tasks = c.containerd.ids(&c.containerd_namespace, "tasks").ok()?;
+        let tasks = c
+            .containerd
+            .ids(&c.node.containerd_namespace, "tasks")
+            .ok()?;
         (containers.is_empty() && tasks.is_empty() && c.pod_links().is_empty()).then_some(())
     })
     .unwrap_or_else(|| {
         panic!(
             "left behind: containers {:?}, tasks {:?}, links {:?}",
-            c.containerd.ids(&c.containerd_namespace, "containers"),
-            c.containerd.ids(&c.containerd_namespace, "tasks"),
+            c.containerd.ids(&c.node.containerd_namespace, "containers"),
+            c.containerd.ids(&c.node.containerd_namespace, "tasks"),
             c.pod_links()
         )
     });
-    let sandboxes: Vec<_> = std::fs::read_dir(c.runtime_state.join("sandboxes"))
+    let sandboxes: Vec<_> = std::fs::read_dir(c.node.runtime_state.join("sandboxes"))
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     assert!(sandboxes.is_empty(), "sandbox state left: {sandboxes:?}");
-    let _ = (&c.scheduler, &c.kubelet, &c.network, &c.runtime_driver);
+    let _ = &c.scheduler;
 }
 
 fn container_status<'a>(pod: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
@@ -633,7 +665,7 @@ async fn real_containers_get_volumes_env_probes_limits_and_restart_policies() {
     eventually(Duration::from_secs(20), || {
         let containers = c
             .containerd
-            .ids(&c.containerd_namespace, "containers")
+            .ids(&c.node.containerd_namespace, "containers")
             .ok()?;
         (containers.is_empty() && c.pod_links().is_empty()).then_some(())
     })
@@ -762,17 +794,26 @@ async fn a_restarted_node_adopts_its_running_pods() {
     let ip = before["status"]["podIP"].clone();
     let containers = c
         .containerd
-        .ids(&c.containerd_namespace, "containers")
+        .ids(&c.node.containerd_namespace, "containers")
         .expect("ctr");
     assert_eq!(containers.len(), 1, "{containers:?}");
 
     // The whole node agent dies at once and comes back.
-    c.kubelet.kill9().expect("kill the kubelet");
-    c.runtime_driver.kill9().expect("kill the runtime driver");
-    c.network.kill9().expect("kill the network driver");
-    c.network.restart().expect("restart the network driver");
-    c.runtime_driver.restart().expect("restart the runtime driver");
-    c.kubelet.restart().expect("restart the kubelet");
+    c.node.kubelet.kill9().expect("kill the kubelet");
+    c.node
+        .runtime_driver
+        .kill9()
+        .expect("kill the runtime driver");
+    c.node.network.kill9().expect("kill the network driver");
+    c.node
+        .network
+        .restart()
+        .expect("restart the network driver");
+    c.node
+        .runtime_driver
+        .restart()
+        .expect("restart the runtime driver");
+    c.node.kubelet.restart().expect("restart the kubelet");
 
     // The same container keeps running: adopted, not started again.
     let settled = eventually(Duration::from_secs(30), || {
@@ -791,16 +832,189 @@ async fn a_restarted_node_adopts_its_running_pods() {
     std::thread::sleep(Duration::from_secs(3));
     let containers = c
         .containerd
-        .ids(&c.containerd_namespace, "containers")
+        .ids(&c.node.containerd_namespace, "containers")
         .expect("ctr");
-    assert_eq!(containers.len(), 1, "duplicated after restart: {containers:?}");
+    assert_eq!(
+        containers.len(),
+        1,
+        "duplicated after restart: {containers:?}"
+    );
     assert_eq!(c.pod_links().len(), 1, "{:?}", c.pod_links());
-    assert_eq!(c.k.kubectl_ok(&["exec", "steady", "--", "echo", "still-here"]).trim(), "still-here");
+    assert_eq!(
+        c.k.kubectl_ok(&["exec", "steady", "--", "echo", "still-here"])
+            .trim(),
+        "still-here"
+    );
 
     c.k.kubectl_ok(&["delete", "pod", "steady", "--timeout=60s"]);
     eventually(Duration::from_secs(20), || {
-        let containers = c.containerd.ids(&c.containerd_namespace, "containers").ok()?;
+        let containers = c
+            .containerd
+            .ids(&c.node.containerd_namespace, "containers")
+            .ok()?;
         (containers.is_empty() && c.pod_links().is_empty()).then_some(())
     })
     .expect("nothing left after delete");
+}
+
+/// Two network namespaces joined by a veth pair `n0` (10.99.0.1/30 in the
+/// first, 10.99.0.2/30 in the second): two nodes' links, nothing else.
+fn linked_namespaces() -> (TestNetns, TestNetns) {
+    let a = TestNetns::create().expect("node-a namespace");
+    let b = TestNetns::create().expect("node-b namespace");
+    a.exec_ok(&[
+        "ip",
+        "link",
+        "add",
+        "n0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "n0",
+        "netns",
+        b.name(),
+    ])
+    .expect("veth between the nodes");
+    for (ns, addr) in [(&a, "10.99.0.1/30"), (&b, "10.99.0.2/30")] {
+        ns.exec_ok(&["ip", "addr", "add", addr, "dev", "n0"])
+            .expect("node address");
+        ns.exec_ok(&["ip", "link", "set", "n0", "up"])
+            .expect("link up");
+    }
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pods_on_two_nodes_talk_over_http() {
+    let k = Kerno::up().expect("kerno up");
+    let containerd = Containerd::start().expect("a private containerd");
+    let dir = tempfile::Builder::new()
+        .prefix("kerno-two-nodes-")
+        .tempdir()
+        .expect("temp dir");
+    let (ns_a, ns_b) = linked_namespaces();
+    let node_a = start_node(
+        &k,
+        &containerd,
+        dir.path(),
+        "node-a",
+        "10.244.1.0/24",
+        "10.99.0.1",
+        ns_a,
+    );
+    let node_b = start_node(
+        &k,
+        &containerd,
+        dir.path(),
+        "node-b",
+        "10.244.2.0/24",
+        "10.99.0.2",
+        ns_b,
+    );
+    for node in ["node-a", "node-b"] {
+        eventually(Duration::from_secs(60), || {
+            let out = k.kubectl(&[
+                "get",
+                "node",
+                node,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+            ]);
+            (out.stdout == b"True").then_some(())
+        })
+        .unwrap_or_else(|| panic!("{node} never became Ready"));
+    }
+    let pods = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  nodeName: node-b
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: busybox
+    command: [sh, -c, "mkdir -p /www; echo served-by-node-b > /www/index.html; exec httpd -f -p 8080 -h /www"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client}
+spec:
+  nodeName: node-a
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: client, image: busybox, command: [sleep, "600"]}
+"#;
+    let applied = k.kubectl_stdin(&["apply", "-f", "-"], Some(pods));
+    assert!(applied.status.success(), "{applied:?}");
+    let running = |pod: &str| -> serde_json::Value {
+        eventually(Duration::from_secs(60), || {
+            let out = k.kubectl(&["get", "pod", pod, "-o", "json"]);
+            let json: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            (json["status"]["phase"] == "Running").then_some(json)
+        })
+        .unwrap_or_else(|| panic!("{}", k.kubectl_ok(&["describe", "pod", pod])))
+    };
+    let web = running("web");
+    let client = running("client");
+    let web_ip = web["status"]["podIP"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(web_ip.starts_with("10.244.2."), "{web_ip}");
+    assert!(
+        client["status"]["podIP"]
+            .as_str()
+            .is_some_and(|ip| ip.starts_with("10.244.1.")),
+        "{client}"
+    );
+    // Exec in the client's container through containerd (the kernel cannot
+    // reach these nodes' kubelets: their addresses live in the namespaces).
+    let client_id = container_status(&client, "client")["containerID"]
+        .as_str()
+        .and_then(|id| id.split("://").nth(1))
+        .expect("client container id")
+        .to_owned();
+    let url = format!("http://{web_ip}:8080/");
+    let mut attempt = 0;
+    let page = eventually(Duration::from_secs(30), || {
+        attempt += 1;
+        containerd
+            .ctr(
+                &node_a.containerd_namespace,
+                &[
+                    "tasks",
+                    "exec",
+                    "--exec-id",
+                    &format!("probe-{attempt}"),
+                    &client_id,
+                    "wget",
+                    "-q",
+                    "-O",
+                    "-",
+                    &url,
+                ],
+            )
+            .ok()
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no HTTP from the pod on node-a to {url}; routes in node-a: {:?}; nodes: {}",
+            node_a.ns.exec_ok(&["ip", "route", "show", "table", "all"]),
+            k.kubectl_ok(&["get", "nodes", "-o", "wide"])
+        )
+    });
+    assert_eq!(page.trim(), "served-by-node-b");
+
+    k.kubectl_ok(&["delete", "pod", "--all", "--timeout=60s"]);
+    for node in [&node_a, &node_b] {
+        eventually(Duration::from_secs(20), || {
+            let containers = containerd
+                .ids(&node.containerd_namespace, "containers")
+                .ok()?;
+            (containers.is_empty() && node.pod_links(&["n0"]).is_empty()).then_some(())
+        })
+        .expect("nothing left on either node");
+    }
 }
