@@ -45,6 +45,10 @@ enum Command {
         /// `kerno up` runs the default plugins installed next to `kerno`).
         #[arg(long)]
         no_default_plugins: bool,
+        /// Also run `node-sim` with this many simulated nodes (pods bound to
+        /// them report Running without containers).
+        #[arg(long, default_value_t = 0)]
+        sim_nodes: usize,
     },
     /// Run the kernel alone, over the embedded store or etcd.
     Kernel {
@@ -157,22 +161,25 @@ struct CommonArgs {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
-    let (common, store, etcd_endpoints, all_in_one, default_plugins) = match cli.command {
+    let (common, store, etcd_endpoints, all_in_one, default_plugins, sim_nodes) = match cli.command
+    {
         Command::Up {
             common,
             no_default_plugins,
+            sim_nodes,
         } => (
             common,
             Some(StoreKind::Embedded),
             Vec::new(),
             true,
             !no_default_plugins,
+            sim_nodes,
         ),
         Command::Kernel {
             common,
             store,
             etcd_endpoints,
-        } => (common, store, etcd_endpoints, false, false),
+        } => (common, store, etcd_endpoints, false, false, 0),
         Command::Image { action } => return image_command(action).await,
     };
     let overrides = Overrides {
@@ -204,11 +211,14 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|exe| exe.parent().map(std::path::Path::to_path_buf));
     // A config file decides the plugins; without one `kerno up` runs the
     // default plugins that are installed.
-    let plugins = if common.config.is_none() && default_plugins {
+    let mut plugins = if common.config.is_none() && default_plugins {
         defaults::discover(kerno_dir.as_deref())
     } else {
         config.plugins.clone()
     };
+    if sim_nodes > 0 {
+        defaults::with_sim_nodes(&mut plugins, sim_nodes);
+    }
     let started = std::time::Instant::now();
     let kernel = server::start(opts.clone())
         .await

@@ -39,6 +39,9 @@ pub fn kerno_bin() -> Result<PathBuf> {
 pub enum Backend {
     /// The embedded store in the data dir.
     Embedded,
+    /// `kerno up` as a user runs it: the embedded store and the default
+    /// plugins installed next to `kerno`, supervised.
+    AllInOne,
     /// etcd at this endpoint.
     Etcd(String),
 }
@@ -87,6 +90,9 @@ impl Kerno {
             Backend::Embedded => {
                 // Tests start the plugins they need themselves.
                 cmd.args(["up", "--no-default-plugins"]);
+            }
+            Backend::AllInOne => {
+                cmd.arg("up");
             }
             Backend::Etcd(endpoint) => {
                 cmd.args(["kernel", "--store", "etcd", "--etcd-endpoints", endpoint]);

@@ -2,6 +2,7 @@
 
 mod e2e {
     pub mod clients;
+    pub mod cluster;
     pub mod controllers;
     pub mod durability;
     pub mod grpc;

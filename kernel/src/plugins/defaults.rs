@@ -50,9 +50,47 @@ pub fn discover(kerno_dir: Option<&Path>) -> Vec<PluginConfig> {
         .collect()
 }
 
+/// Adds `node-sim` with `nodes` simulated nodes (`kerno up --sim-nodes N`),
+/// or sets the node count of a `node-sim` entry the config already has.
+pub fn with_sim_nodes(plugins: &mut Vec<PluginConfig>, nodes: usize) {
+    let count = serde_json::Value::from(nodes);
+    match plugins.iter_mut().find(|p| p.name == "node-sim") {
+        Some(existing) => {
+            existing.enabled = true;
+            existing.config.insert("nodes".into(), count);
+        }
+        None => {
+            let mut config = serde_json::Map::new();
+            config.insert("nodes".into(), count);
+            plugins.push(PluginConfig {
+                name: "node-sim".into(),
+                command: None,
+                enabled: true,
+                config,
+            });
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sim_nodes_add_or_resize_node_sim() {
+        let mut plugins = Vec::new();
+        with_sim_nodes(&mut plugins, 3);
+        assert_eq!(plugins.len(), 1);
+        assert_eq!(plugins[0].name, "node-sim");
+        assert_eq!(plugins[0].config["nodes"], 3);
+        plugins[0].enabled = false;
+        plugins[0].config.insert("zones".into(), 2.into());
+        with_sim_nodes(&mut plugins, 5);
+        assert_eq!(plugins.len(), 1);
+        assert!(plugins[0].enabled);
+        assert_eq!(plugins[0].config["nodes"], 5);
+        assert_eq!(plugins[0].config["zones"], 2);
+    }
 
     #[test]
     fn discovers_only_installed_defaults() {

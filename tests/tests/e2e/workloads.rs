@@ -34,7 +34,7 @@ impl Drop for Cluster {
     }
 }
 
-async fn kube_client(k: &Kerno) -> kube::Client {
+pub(crate) async fn kube_client(k: &Kerno) -> kube::Client {
     let kubeconfig = Kubeconfig::read_from(k.kubeconfig()).expect("kubeconfig");
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
@@ -193,7 +193,7 @@ impl Cluster {
 /// Watches the pods of `app` and records the worst moments: the fewest ready
 /// and the most existing (not being deleted) pods, over every state the
 /// watch passes through. Stops when `stop` is set.
-async fn watch_extremes(
+pub(crate) async fn watch_extremes(
     client: kube::Client,
     app: String,
     stop: Arc<AtomicBool>,
