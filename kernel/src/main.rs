@@ -18,7 +18,10 @@ use kerno_kernel::server::{self, KernelOptions, StoreChoice};
 #[command(
     name = "kerno",
     version,
-    about = "kerno: a Kubernetes-compatible cluster manager built as a microkernel"
+    about = "kerno: a Kubernetes-compatible cluster manager built as a microkernel",
+    // A flag given twice (say by `./dev up --sim-nodes 2` plus the user's
+    // own) takes its last value.
+    args_override_self = true
 )]
 struct Cli {
     /// Log format on stderr.
