@@ -64,11 +64,83 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         etcd_endpoints: Vec<String>,
     },
+    /// Client certificates for users.
+    Certs {
+        #[command(subcommand)]
+        action: CertsAction,
+    },
     /// Images on this node, through its runtime driver.
     Image {
         #[command(subcommand)]
         action: ImageAction,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum CertsAction {
+    /// Sign a client certificate for a user with the cluster's CA and write
+    /// a kubeconfig for it (the user can do what RBAC grants it).
+    Issue {
+        /// The user name (certificate CN).
+        #[arg(long)]
+        user: String,
+        /// A group (certificate O); repeatable, at most two.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// The cluster's data directory (its `pki/ca.*` sign the certificate).
+        #[arg(long, env = "KERNO_DATA_DIR", default_value = "kerno-data")]
+        data_dir: PathBuf,
+        /// Where to write the kubeconfig [default: DATA_DIR/users/USER.kubeconfig].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The API URL [default: the admin kubeconfig's].
+        #[arg(long)]
+        server: Option<String>,
+    },
+}
+
+fn certs_command(action: CertsAction) -> anyhow::Result<()> {
+    let CertsAction::Issue {
+        user,
+        groups,
+        data_dir,
+        out,
+        server,
+    } = action;
+    anyhow::ensure!(!user.is_empty(), "--user must not be empty");
+    anyhow::ensure!(
+        groups.len() <= 2,
+        "at most two --group values are supported"
+    );
+    let server = match server {
+        Some(s) => s,
+        None => {
+            let admin = data_dir.join("kubeconfig.yaml");
+            let text = std::fs::read_to_string(&admin)
+                .with_context(|| format!("reading {} for the server URL", admin.display()))?;
+            let doc: serde_yaml::Value = serde_yaml::from_str(&text)
+                .with_context(|| format!("parsing {}", admin.display()))?;
+            doc["clusters"][0]["cluster"]["server"]
+                .as_str()
+                .map(str::to_owned)
+                .with_context(|| format!("no server URL in {}", admin.display()))?
+        }
+    };
+    let (ca, cert, key) =
+        kerno_kernel::auth::tls::issue_client_cert_with_ca(&data_dir, &user, &groups)
+            .context("issuing the certificate")?;
+    let out = out.unwrap_or_else(|| {
+        data_dir
+            .join("users")
+            .join(format!("{}.kubeconfig", user.replace([':', '/'], "_")))
+    });
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    kerno_kernel::kubeconfig::write_kubeconfig(&out, &server, &ca, &user, &cert, &key)
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!("{}", out.display());
+    Ok(())
 }
 
 #[derive(Subcommand, Debug)]
@@ -184,6 +256,7 @@ async fn main() -> anyhow::Result<()> {
             etcd_endpoints,
         } => (common, store, etcd_endpoints, false, false, 0),
         Command::Image { action } => return image_command(action).await,
+        Command::Certs { action } => return certs_command(action),
     };
     let overrides = Overrides {
         data_dir: common.data_dir,

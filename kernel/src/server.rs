@@ -135,6 +135,9 @@ pub async fn start(opts: KernelOptions) -> Result<RunningKernel, StartError> {
     let service = Service::new(store.clone(), registry, cache_config).await?;
     tokio::spawn(compact_periodically(store, opts.compaction_interval));
     ensure_namespaces(&service).await?;
+    // RBAC from the first start: the default roles, then the live policy.
+    crate::auth::rbac::bootstrap::ensure_default_objects(&service).await?;
+    let authorizer = crate::auth::rbac::RbacAuthorizer::start(&service).await?;
 
     let listener = TcpListener::bind(opts.listen)
         .await
@@ -161,14 +164,14 @@ pub async fn start(opts: KernelOptions) -> Result<RunningKernel, StartError> {
     let rest_state = Arc::new(RestState {
         service: service.clone(),
         openapi: crate::api::openapi::OpenApiCache::default(),
-        authorizer: None,
+        authorizer: Some(authorizer.clone()),
     });
-    let grpc = tonic::service::Routes::new(KernelApi::new(service.clone()).into_server())
-        .add_service(
-            crate::plugins::registry::PluginRegistryApi::new(service.clone()).into_server(),
-        )
-        .prepare()
-        .into_axum_router();
+    let grpc = tonic::service::Routes::new(
+        KernelApi::with_authorizer(service.clone(), authorizer.clone()).into_server(),
+    )
+    .add_service(crate::plugins::registry::PluginRegistryApi::new(service.clone()).into_server())
+    .prepare()
+    .into_axum_router();
     let rest = rest::router(rest_state);
     let tokens = Arc::new(TokenAuthenticator::new(opts.bootstrap_tokens.clone()));
     let server = tokio::spawn(serve(
@@ -177,6 +180,7 @@ pub async fn start(opts: KernelOptions) -> Result<RunningKernel, StartError> {
         rest,
         grpc,
         tokens.clone(),
+        authorizer,
     ));
     tracing::info!(%addr, "kernel serving");
     Ok(RunningKernel {
@@ -197,6 +201,7 @@ async fn serve(
     rest: axum::Router,
     grpc: axum::Router,
     tokens: Arc<TokenAuthenticator>,
+    authorizer: Arc<crate::auth::rbac::RbacAuthorizer>,
 ) {
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -210,6 +215,7 @@ async fn serve(
         let acceptor = acceptor.clone();
         let (rest, grpc) = (rest.clone(), grpc.clone());
         let tokens = tokens.clone();
+        let authorizer = authorizer.clone();
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
             let tls = match acceptor.accept(stream).await {
@@ -219,11 +225,20 @@ async fn serve(
                     return;
                 }
             };
+            // The certificate was verified against the cluster CA in the handshake.
+            let cert = crate::auth::tls::peer_identity(tls.get_ref().1)
+                .map(|id| crate::auth::gate::cert_user(&id));
             let service =
                 hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                     let grpc_request = is_grpc(&req);
-                    let refused =
-                        crate::auth::bearer::authenticate(&tokens, &mut req, grpc_request).err();
+                    let refused = crate::auth::gate::admit(
+                        &tokens,
+                        &authorizer,
+                        cert.as_ref(),
+                        &mut req,
+                        grpc_request,
+                    )
+                    .err();
                     let router = if grpc_request {
                         grpc.clone()
                     } else {

@@ -9,6 +9,10 @@ use kerno_proto::kernel::v1 as pb;
 use serde_json::Value;
 use tonic::{Request, Response, Status};
 
+use crate::auth::rbac::RbacAuthorizer;
+use crate::auth::rbac::review;
+use crate::auth::rbac::rules::Attributes;
+use crate::auth::user::UserInfo;
 use crate::service::write::Part;
 use crate::service::{
     DeleteOptions, FieldValidation, ListOptions, PatchType, Service, Target, WatchOptions,
@@ -18,12 +22,58 @@ use crate::service::{
 /// The gRPC front-end.
 pub struct KernelApi {
     service: Arc<Service>,
+    authorizer: Option<Arc<RbacAuthorizer>>,
 }
 
 impl KernelApi {
-    /// A front-end over `service`.
+    /// A front-end over `service` that authorizes nothing (for tests of
+    /// the API alone).
     pub fn new(service: Arc<Service>) -> Self {
-        Self { service }
+        Self {
+            service,
+            authorizer: None,
+        }
+    }
+
+    /// A front-end that checks every call with RBAC against the request's
+    /// [`UserInfo`] (put there by authentication).
+    pub fn with_authorizer(service: Arc<Service>, authorizer: Arc<RbacAuthorizer>) -> Self {
+        Self {
+            service,
+            authorizer: Some(authorizer),
+        }
+    }
+
+    /// Checks that the caller may `verb` the target (or its `subresource`):
+    /// `PERMISSION_DENIED` with Kubernetes' message when not.
+    fn authorize(
+        &self,
+        extensions: &http::Extensions,
+        t: &Target,
+        verb: &str,
+        subresource: &str,
+    ) -> Result<(), Status> {
+        let Some(authorizer) = &self.authorizer else {
+            return Ok(());
+        };
+        let user = extensions
+            .get::<UserInfo>()
+            .ok_or_else(|| Status::unauthenticated("no credentials"))?;
+        let mut attrs = Attributes::resource(
+            verb,
+            &t.rt.group,
+            &t.rt.plural,
+            t.namespace.as_deref().unwrap_or_default(),
+            t.name.as_deref().unwrap_or_default(),
+        );
+        attrs.subresource = subresource.to_owned();
+        if authorizer.authorize(user, &attrs).allowed() {
+            Ok(())
+        } else {
+            Err(Status::permission_denied(
+                review::forbidden(user, &attrs).to_string(),
+            ))
+        }
     }
 
     /// The tonic service to mount.
@@ -136,6 +186,7 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + S
 impl pb::kernel_server::Kernel for KernelApi {
     async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::Object>, Status> {
         let t = self.target(request.get_ref().resource.as_ref())?;
+        self.authorize(request.extensions(), &t, "get", "")?;
         Ok(object(&self.service.get(&t).await?))
     }
 
@@ -143,8 +194,9 @@ impl pb::kernel_server::Kernel for KernelApi {
         &self,
         request: Request<pb::ListRequest>,
     ) -> Result<Response<pb::ListResponse>, Status> {
-        let req = request.into_inner();
+        let (_, extensions, req) = request.into_parts();
         let t = self.target(req.resource.as_ref())?;
+        self.authorize(&extensions, &t, "list", "")?;
         let limit = usize::try_from(req.limit)
             .map_err(|_| Status::invalid_argument("limit must not be negative"))?;
         let result = self
@@ -171,8 +223,9 @@ impl pb::kernel_server::Kernel for KernelApi {
         &self,
         request: Request<pb::CreateRequest>,
     ) -> Result<Response<pb::Object>, Status> {
-        let req = request.into_inner();
+        let (_, extensions, req) = request.into_parts();
         let t = self.target(req.resource.as_ref())?;
+        self.authorize(&extensions, &t, "create", &req.subresource)?;
         let obj = parse_json(&req.json)?;
         if !req.subresource.is_empty() {
             return self.create_subresource(&t, &req, &obj).await;
@@ -193,22 +246,25 @@ impl pb::kernel_server::Kernel for KernelApi {
         &self,
         request: Request<pb::UpdateRequest>,
     ) -> Result<Response<pb::Object>, Status> {
-        self.update_part(request.into_inner(), Part::Main).await
+        let (_, extensions, req) = request.into_parts();
+        self.update_part(&extensions, req, Part::Main).await
     }
 
     async fn update_status(
         &self,
         request: Request<pb::UpdateRequest>,
     ) -> Result<Response<pb::Object>, Status> {
-        self.update_part(request.into_inner(), Part::Status).await
+        let (_, extensions, req) = request.into_parts();
+        self.update_part(&extensions, req, Part::Status).await
     }
 
     async fn patch(
         &self,
         request: Request<pb::PatchRequest>,
     ) -> Result<Response<pb::Object>, Status> {
-        let req = request.into_inner();
+        let (_, extensions, req) = request.into_parts();
         let t = self.target(req.resource.as_ref())?;
+        self.authorize(&extensions, &t, "patch", &req.subresource)?;
         let patch_type = match pb::PatchType::try_from(req.patch_type) {
             Ok(pb::PatchType::Merge) => PatchType::Merge,
             Ok(pb::PatchType::Json) => PatchType::Json,
@@ -242,8 +298,14 @@ impl pb::kernel_server::Kernel for KernelApi {
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::Object>, Status> {
-        let req = request.into_inner();
+        let (_, extensions, req) = request.into_parts();
         let t = self.target(req.resource.as_ref())?;
+        let verb = if t.name.is_some() {
+            "delete"
+        } else {
+            "deletecollection"
+        };
+        self.authorize(&extensions, &t, verb, "")?;
         let opts = DeleteOptions {
             propagation_policy: Some(req.propagation_policy).filter(|p| !p.is_empty()),
             precondition_resource_version: Some(req.resource_version).filter(|r| !r.is_empty()),
@@ -261,8 +323,9 @@ impl pb::kernel_server::Kernel for KernelApi {
         &self,
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let req = request.into_inner();
+        let (_, extensions, req) = request.into_parts();
         let t = self.target(req.resource.as_ref())?;
+        self.authorize(&extensions, &t, "watch", "")?;
         let watcher = self
             .service
             .watch(
@@ -289,10 +352,16 @@ impl pb::kernel_server::Kernel for KernelApi {
 impl KernelApi {
     async fn update_part(
         &self,
+        extensions: &http::Extensions,
         req: pb::UpdateRequest,
         part: Part,
     ) -> Result<Response<pb::Object>, Status> {
         let t = self.target(req.resource.as_ref())?;
+        let subresource = match part {
+            Part::Status => "status",
+            Part::Main => "",
+        };
+        self.authorize(extensions, &t, "update", subresource)?;
         let obj = parse_json(&req.json)?;
         let result = self
             .service

@@ -2,6 +2,7 @@
 //! and client certificates), bearer tokens (plugin and bootstrap tokens), the
 //! authenticated user, and RBAC.
 pub mod bearer;
+pub mod gate;
 pub mod rbac;
 pub mod tls;
 pub mod tokens;

@@ -251,6 +251,26 @@ pub struct CertIdentity {
     pub groups: Vec<String>,
 }
 
+/// Issues a client certificate for user `cn` in `groups` with the CA of an
+/// existing `data_dir` (what `kerno certs issue` does), leaving every other
+/// file alone. Returns `(ca_pem, cert_pem, key_pem)`.
+pub fn issue_client_cert_with_ca(
+    data_dir: &Path,
+    cn: &str,
+    groups: &[String],
+) -> Result<(String, String, String)> {
+    let dir = data_dir.join("pki");
+    let read = |name: &str| {
+        let path = dir.join(name);
+        fs::read_to_string(&path).map_err(|source| Error::Read { path, source })
+    };
+    let (ca_cert, ca_key) = (read("ca.crt")?, read("ca.key")?);
+    let issuer = issuer_from_pem(&dir, &ca_cert, &ca_key)?;
+    let params = client_params(cn, groups)?;
+    let (cert, key) = issue(&params, &issuer, "client certificate")?;
+    Ok((ca_cert, cert, key))
+}
+
 /// The identity of the client of `conn`, if it presented a certificate.
 /// rustls exposes peer certificates only after the verifier of
 /// [`Pki::server_config`] accepted them, so the result is trustworthy.

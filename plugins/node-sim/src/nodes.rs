@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::{StreamExt, stream};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{
-    Namespace, Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo,
+    Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
@@ -129,21 +129,11 @@ pub fn node_status(config: &SimConfig, i: usize) -> NodeStatus {
     }
 }
 
-/// Creates the lease namespace and every Node (with Ready status) that does
-/// not exist yet; existing Nodes get a fresh Ready status.
+/// Creates every Node (with Ready status) that does not exist yet; existing
+/// Nodes get a fresh Ready status. The lease namespace is the kernel's: it
+/// exists from the first start (and this plugin's role may not create
+/// namespaces).
 pub async fn register_nodes(client: &KernelClient, config: &SimConfig) -> Result<(), Error> {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(LEASE_NAMESPACE.into()),
-            ..ObjectMeta::default()
-        },
-        ..Namespace::default()
-    };
-    match namespaces.create(&PostParams::default(), &ns).await {
-        Ok(_) | Err(Error::AlreadyExists(_)) => {}
-        Err(e) => return Err(e),
-    }
     let nodes: Api<Node> = Api::all(client.clone());
     let results: Vec<Result<(), Error>> = stream::iter(0..config.nodes)
         .map(|i| {
@@ -210,7 +200,10 @@ pub async fn renew_leases(client: KernelClient, config: SimConfig, nodes: Store<
             .count()
             .await;
         if failures > 0 {
-            tracing::warn!(failures, "some node leases were not renewed");
+            tracing::warn!(
+                failures,
+                "some node leases were not renewed (see debug logs)"
+            );
         }
         tracing::debug!(elapsed = ?started.elapsed(), "renewed node leases");
     }

@@ -166,7 +166,12 @@ pub fn default_objects() -> Vec<Value> {
         cluster_role(
             "system:aggregate-to-view",
             to(&["view", "edit", "admin"]),
-            user_rules(READ),
+            {
+                // As Kubernetes' view: namespaces too (read-only).
+                let mut rules = user_rules(READ);
+                rules.push(rule(&[""], &["namespaces"], READ));
+                rules
+            },
         ),
         cluster_role(
             "system:aggregate-to-edit",
@@ -251,7 +256,7 @@ fn plugin_roles() -> Vec<(&'static str, Vec<Value>)> {
     let leases = rule(
         &["coordination.k8s.io"],
         &["leases"],
-        &["get", "list", "watch", "create", "update"],
+        &["get", "list", "watch", "create", "update", "patch"],
     );
     let controller = |mut rules: Vec<Value>| {
         rules.push(events.clone());

@@ -441,3 +441,79 @@ static TOKEN_REQUEST_STATUS: Message = msg(
     "TokenRequestStatus",
     &[s(1, "token").keep(), t(2, "expirationTimestamp")],
 );
+
+/// `authorization.k8s.io/v1` `SelfSubjectAccessReview` (`kubectl auth can-i`).
+pub(crate) static SELF_SUBJECT_ACCESS_REVIEW: Message = msg(
+    "SelfSubjectAccessReview",
+    &[
+        m(1, "metadata", &OBJECT_META),
+        m(2, "spec", &SELF_SUBJECT_ACCESS_REVIEW_SPEC),
+        m(3, "status", &OPAQUE),
+    ],
+);
+
+static SELF_SUBJECT_ACCESS_REVIEW_SPEC: Message = msg(
+    "SelfSubjectAccessReviewSpec",
+    &[
+        m(1, "resourceAttributes", &RESOURCE_ATTRIBUTES),
+        m(2, "nonResourceAttributes", &NON_RESOURCE_ATTRIBUTES),
+    ],
+);
+
+static RESOURCE_ATTRIBUTES: Message = msg(
+    "ResourceAttributes",
+    &[
+        s(1, "namespace"),
+        s(2, "verb"),
+        s(3, "group"),
+        s(4, "version"),
+        s(5, "resource"),
+        s(6, "subresource"),
+        s(7, "name"),
+        m(8, "fieldSelector", &OPAQUE),
+        m(9, "labelSelector", &OPAQUE),
+    ],
+);
+
+static NON_RESOURCE_ATTRIBUTES: Message =
+    msg("NonResourceAttributes", &[s(1, "path"), s(2, "verb")]);
+
+/// `authorization.k8s.io/v1` `SubjectAccessReview`.
+pub(crate) static SUBJECT_ACCESS_REVIEW: Message = msg(
+    "SubjectAccessReview",
+    &[
+        m(1, "metadata", &OBJECT_META),
+        m(2, "spec", &SUBJECT_ACCESS_REVIEW_SPEC),
+        m(3, "status", &OPAQUE),
+    ],
+);
+
+static SUBJECT_ACCESS_REVIEW_SPEC: Message = msg(
+    "SubjectAccessReviewSpec",
+    &[
+        m(1, "resourceAttributes", &RESOURCE_ATTRIBUTES),
+        m(2, "nonResourceAttributes", &NON_RESOURCE_ATTRIBUTES),
+        s(3, "user"),
+        strs(4, "groups"),
+        s(6, "uid"),
+    ],
+);
+
+/// `authorization.k8s.io/v1` `SelfSubjectRulesReview` (`kubectl auth can-i --list`).
+pub(crate) static SELF_SUBJECT_RULES_REVIEW: Message = msg(
+    "SelfSubjectRulesReview",
+    &[
+        m(1, "metadata", &OBJECT_META),
+        m(2, "spec", &SELF_SUBJECT_RULES_REVIEW_SPEC),
+        m(3, "status", &OPAQUE),
+    ],
+);
+
+static SELF_SUBJECT_RULES_REVIEW_SPEC: Message =
+    msg("SelfSubjectRulesReviewSpec", &[s(1, "namespace")]);
+
+/// `authentication.k8s.io/v1` `SelfSubjectReview` (`kubectl auth whoami`).
+pub(crate) static SELF_SUBJECT_REVIEW: Message = msg(
+    "SelfSubjectReview",
+    &[m(1, "metadata", &OBJECT_META), m(2, "status", &OPAQUE)],
+);

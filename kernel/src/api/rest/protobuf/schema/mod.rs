@@ -172,6 +172,12 @@ pub(crate) fn kind(api_version: &str, kind: &str) -> Option<&'static Message> {
         ("policy/v1", "Eviction") => &groups::EVICTION,
         ("networking.k8s.io/v1", "Ingress") => &groups::INGRESS,
         ("authentication.k8s.io/v1", "TokenRequest") => &groups::TOKEN_REQUEST,
+        ("authentication.k8s.io/v1", "SelfSubjectReview") => &groups::SELF_SUBJECT_REVIEW,
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => {
+            &groups::SELF_SUBJECT_ACCESS_REVIEW
+        }
+        ("authorization.k8s.io/v1", "SubjectAccessReview") => &groups::SUBJECT_ACCESS_REVIEW,
+        ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => &groups::SELF_SUBJECT_RULES_REVIEW,
         _ => return None,
     })
 }
