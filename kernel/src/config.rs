@@ -142,6 +142,17 @@ pub struct KernelConfig {
     /// Seconds a plugin has to stop after the Shutdown RPC and SIGTERM
     /// before the supervisor kills it (default 5).
     pub plugin_grace_period_seconds: u64,
+    /// The admission chain's in-process modules.
+    pub admission: AdmissionConfig,
+}
+
+/// `kernel.admission`: shared libraries loaded at start (the C ABI of
+/// `admission-ffi`), run on every write after the built-in modules.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct AdmissionConfig {
+    /// Paths of the modules, in order (mutating ones run before validating ones).
+    pub modules: Vec<std::path::PathBuf>,
 }
 
 /// Default for `kernel.pluginGracePeriodSeconds`.
@@ -155,6 +166,7 @@ impl Default for KernelConfig {
             tls_sans: Vec::new(),
             bootstrap_tokens: Vec::new(),
             plugin_grace_period_seconds: DEFAULT_PLUGIN_GRACE_PERIOD_SECONDS,
+            admission: AdmissionConfig::default(),
         }
     }
 }

@@ -275,6 +275,7 @@ async fn main() -> anyhow::Result<()> {
     opts.extra_sans = extra_sans;
     opts.watch_cache_window = common.watch_cache_window.max(1);
     opts.compaction_interval = std::time::Duration::from_secs(common.compaction_interval.max(1));
+    opts.admission_modules = config.kernel.admission.modules.clone();
     let mut bootstrap_tokens = config.kernel.bootstrap_tokens.clone();
     bootstrap_tokens.extend(common.bootstrap_tokens);
     opts.bootstrap_tokens = bootstrap_tokens

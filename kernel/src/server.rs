@@ -51,6 +51,8 @@ pub struct KernelOptions {
     pub compaction_interval: Duration,
     /// Bootstrap tokens for plugins started outside the supervisor.
     pub bootstrap_tokens: Vec<BootstrapToken>,
+    /// Shared-library admission modules to load, in order.
+    pub admission_modules: Vec<PathBuf>,
 }
 
 impl KernelOptions {
@@ -64,6 +66,7 @@ impl KernelOptions {
             watch_cache_window: crate::watch::CacheConfig::default().window,
             compaction_interval: DEFAULT_COMPACTION_INTERVAL,
             bootstrap_tokens: Vec::new(),
+            admission_modules: Vec::new(),
         }
     }
 }
@@ -92,6 +95,9 @@ pub enum StartError {
     /// The service layer failed to initialise.
     #[error("initialising the API: {0}")]
     Api(#[from] crate::error::ApiError),
+    /// An admission module could not be loaded.
+    #[error("{0}")]
+    Admission(String),
 }
 
 /// A running kernel.
@@ -133,6 +139,7 @@ pub async fn start(opts: KernelOptions) -> Result<RunningKernel, StartError> {
         ..Default::default()
     };
     let service = Service::new(store.clone(), registry, cache_config).await?;
+    service.set_admission(admission_chain(&opts.admission_modules).map_err(StartError::Admission)?);
     tokio::spawn(compact_periodically(store, opts.compaction_interval));
     ensure_namespaces(&service).await?;
     // RBAC from the first start: the default roles, then the live policy.
@@ -193,6 +200,20 @@ pub async fn start(opts: KernelOptions) -> Result<RunningKernel, StartError> {
     })
 }
 
+/// The admission chain: the built-in modules, then the shared libraries of
+/// the config; a library that is missing or refused stops the start.
+fn admission_chain(modules: &[PathBuf]) -> Result<crate::admission::Chain, String> {
+    let mut chain: Vec<Arc<dyn crate::admission::AdmissionModule>> =
+        vec![Arc::new(crate::admission::builtin::ServiceAccountDefault)];
+    for path in modules {
+        let module = crate::admission::dylib::DylibModule::load(path)
+            .map_err(|e| format!("admission module {}: {e}", path.display()))?;
+        tracing::info!(module = %path.display(), "admission module loaded");
+        chain.push(Arc::new(module));
+    }
+    Ok(crate::admission::Chain::new(chain))
+}
+
 /// Serves REST and gRPC on one listener, split by content type (gRPC
 /// requests carry `content-type: application/grpc`).
 async fn serve(
@@ -244,10 +265,18 @@ async fn serve(
                     } else {
                         rest.clone()
                     };
+                    let user = req
+                        .extensions()
+                        .get::<crate::auth::user::UserInfo>()
+                        .cloned()
+                        .unwrap_or_default();
                     async move {
                         match refused {
                             Some(response) => Ok(*response),
-                            None => router.oneshot(req.map(axum::body::Body::new)).await,
+                            None => {
+                                let served = router.oneshot(req.map(axum::body::Body::new));
+                                crate::auth::user::REQUEST_USER.scope(user, served).await
+                            }
                         }
                     }
                 });

@@ -1,6 +1,7 @@
 //! The one integration-test binary; each area is a module so it links once.
 
 mod e2e {
+    pub mod admission;
     pub mod auth;
     pub mod clients;
     pub mod cluster;

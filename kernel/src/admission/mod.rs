@@ -45,6 +45,11 @@ impl Chain {
         Self { modules }
     }
 
+    /// Whether the chain has no module.
+    pub fn is_empty(&self) -> bool {
+        self.modules.is_empty()
+    }
+
     /// The module names, mutating first.
     pub fn names(&self) -> Vec<String> {
         self.ordered().map(|m| m.name().to_owned()).collect()

@@ -5,6 +5,20 @@ pub const AUTHENTICATED_GROUP: &str = "system:authenticated";
 /// The group of cluster administrators; bound to `cluster-admin`.
 pub const MASTERS_GROUP: &str = "system:masters";
 
+tokio::task_local! {
+    /// The user of the request being served, for code below the API layer
+    /// (the admission chain) that has no request at hand.
+    pub static REQUEST_USER: UserInfo;
+}
+
+/// The name of the user of the request being served; empty outside one
+/// (the kernel's own writes).
+pub fn current_user_name() -> String {
+    REQUEST_USER
+        .try_with(|u| u.name.clone())
+        .unwrap_or_default()
+}
+
 /// An authenticated user: what authorization and audit see.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct UserInfo {

@@ -174,6 +174,8 @@ pub struct Service {
     registry: Arc<Registry>,
     caches: tokio::sync::Mutex<HashMap<String, Arc<WatchCache>>>,
     cache_config: watch::CacheConfig,
+    /// Run on creates and updates before validation (empty until set).
+    admission: std::sync::RwLock<Arc<crate::admission::Chain>>,
 }
 
 /// How long a consistent read waits for the watch cache to catch up.
@@ -192,6 +194,7 @@ impl Service {
             registry,
             caches: tokio::sync::Mutex::new(HashMap::new()),
             cache_config,
+            admission: std::sync::RwLock::new(Arc::new(crate::admission::Chain::default())),
         });
         service.load_crds().await?;
         service.start_caches().await?;
@@ -206,6 +209,19 @@ impl Service {
             self.cache(&rt).await?;
         }
         Ok(())
+    }
+
+    /// Installs the admission chain writes go through from now on.
+    pub fn set_admission(&self, chain: crate::admission::Chain) {
+        *self.admission.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(chain);
+    }
+
+    /// The current admission chain.
+    pub(crate) fn admission(&self) -> Arc<crate::admission::Chain> {
+        self.admission
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The registry of served types.

@@ -8,7 +8,7 @@ use super::{
     CONFLICT_MESSAGE, DeleteOptions, FieldValidation, Service, Target, WriteOptions, WriteResult,
     decode, encode, store_error,
 };
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, ErrorTarget, Result};
 use crate::patch;
 use crate::registry::ResourceType;
 use crate::store;
@@ -42,6 +42,49 @@ const MAX_RETRIES: usize = 1024;
 
 impl Service {
     /// Creates an object.
+    /// Runs the admission chain on a write of `obj` (with the stored `old`
+    /// on update) and returns the object as the mutating modules left it.
+    async fn admit(
+        &self,
+        operation: &str,
+        t: &Target,
+        obj: Value,
+        old: Value,
+        dry_run: bool,
+    ) -> Result<Value> {
+        let chain = self.admission();
+        if chain.is_empty() {
+            return Ok(obj);
+        }
+        let request = crate::admission::AdmissionRequest {
+            operation: operation.to_owned(),
+            group: t.rt.group.clone(),
+            version: t.rt.version.clone(),
+            kind: t.rt.kind.clone(),
+            resource: t.rt.plural.clone(),
+            namespace: t.namespace.clone().unwrap_or_default(),
+            name: meta::name(&obj).to_owned(),
+            object: obj,
+            old_object: old,
+            user: crate::auth::user::current_user_name(),
+            dry_run,
+            ..Default::default()
+        };
+        let target = ErrorTarget {
+            name: request.name.clone(),
+            ..t.error_target()
+        };
+        chain.admit(request).await.map_err(|e| match e {
+            // Kubernetes words a refusal as `<resource> "<name>" is forbidden: ...`.
+            ApiError::Forbidden(message) => ApiError::Forbidden(format!(
+                "{} {:?} is forbidden: {message}",
+                target.qualified_resource(),
+                target.name
+            )),
+            other => other,
+        })
+    }
+
     pub async fn create(&self, t: &Target, obj: Value, opts: &WriteOptions) -> Result<WriteResult> {
         self.create_object(t, obj, opts, false).await
     }
@@ -85,6 +128,9 @@ impl Service {
         if rt.group == "apiextensions.k8s.io" && rt.kind == "CustomResourceDefinition" {
             self.prepare_crd(&mut obj)?;
         }
+        obj = self
+            .admit("CREATE", t, obj, Value::Null, opts.dry_run)
+            .await?;
         self.validate(t, &obj, None)?;
         if !applied {
             obj = track_ownership(&rt, None, obj, opts, Part::Main);
@@ -347,6 +393,9 @@ impl Service {
                 // Nothing changed: no write, no new resourceVersion.
                 return Ok(current);
             }
+            let mut next = self
+                .admit("UPDATE", t, next, current.clone(), opts.dry_run)
+                .await?;
             self.validate(t, &next, Some(&current))?;
             if rt.group == "apiextensions.k8s.io" && rt.kind == "CustomResourceDefinition" {
                 self.prepare_crd(&mut next)?;
