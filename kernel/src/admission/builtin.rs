@@ -37,6 +37,9 @@ impl AdmissionModule for ServiceAccountDefault {
         let mut pod = req.object.clone();
         if let Some(spec) = pod.get_mut("spec").and_then(|s| s.as_object_mut()) {
             spec.insert("serviceAccountName".into(), json!("default"));
+            // The deprecated alias, as Kubernetes stores it: the update
+            // defaulting would add it later otherwise, changing the spec.
+            spec.entry("serviceAccount").or_insert_with(|| json!("default"));
         }
         Ok(AdmissionResponse::mutate(pod))
     }
