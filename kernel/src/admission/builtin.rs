@@ -39,7 +39,8 @@ impl AdmissionModule for ServiceAccountDefault {
             spec.insert("serviceAccountName".into(), json!("default"));
             // The deprecated alias, as Kubernetes stores it: the update
             // defaulting would add it later otherwise, changing the spec.
-            spec.entry("serviceAccount").or_insert_with(|| json!("default"));
+            spec.entry("serviceAccount")
+                .or_insert_with(|| json!("default"));
         }
         Ok(AdmissionResponse::mutate(pod))
     }
