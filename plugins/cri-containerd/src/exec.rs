@@ -23,6 +23,9 @@ use crate::Runtime;
 use crate::error::{Error, Result};
 
 const PROCESS_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
+/// How long closing an exec's stdin waits for the input sent before it to
+/// be written (the FIFO's writer opens only once the process reads).
+const STDIN_DRAIN: Duration = Duration::from_secs(5);
 
 /// The FIFOs of one exec.
 struct ExecIo {
@@ -330,7 +333,7 @@ impl Runtime {
         let (cid, eid) = (container_id.clone(), exec_id.clone());
         let input_task = tokio::spawn(async move {
             let (stdin_tx, stdin_rx) = std::sync::mpsc::channel::<Option<Vec<u8>>>();
-            if let Some(path) = stdin_path {
+            let mut writer = stdin_path.map(|path| {
                 tokio::task::spawn_blocking(move || {
                     let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&path) else {
                         return;
@@ -340,8 +343,8 @@ impl Runtime {
                             return;
                         }
                     }
-                });
-            }
+                })
+            });
             while let Ok(Some(msg)) = input.message().await {
                 match msg.input {
                     Some(Input::Stdin(data)) => {
@@ -361,6 +364,11 @@ impl Runtime {
                     }
                     Some(Input::CloseStdin(_)) => {
                         let _ = stdin_tx.send(None);
+                        // Everything sent before the close must reach the
+                        // process first: wait for the writer to finish.
+                        if let Some(writer) = writer.take() {
+                            let _ = tokio::time::timeout(STDIN_DRAIN, writer).await;
+                        }
                         let _ = rt
                             .cd
                             .tasks()
