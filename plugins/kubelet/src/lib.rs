@@ -22,6 +22,7 @@ pub mod lease;
 pub mod machine;
 pub mod node;
 pub mod pod;
+pub mod portforward;
 pub mod probes;
 pub mod quantity;
 pub mod refs;

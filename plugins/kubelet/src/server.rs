@@ -1,7 +1,8 @@
 //! The kubelet's HTTP server, which the kernel proxies `kubectl logs` to:
 //! `GET /containerLogs/{namespace}/{pod}/{container}` with `follow`,
 //! `tailLines`, `previous`, `timestamps`, `sinceSeconds`, `limitBytes`.
-//! A router, so exec and port-forward routes can be added beside it.
+//! Exec (`/exec/...`) and port-forward (`/portforward/...`) are WebSocket
+//! upgrades beside it.
 
 use axum::Router;
 use axum::body::Body;
@@ -61,6 +62,10 @@ pub fn router(state: ServerState) -> Router {
         .route(
             "/exec/{namespace}/{pod}/{container}",
             get(crate::exec::exec),
+        )
+        .route(
+            "/portforward/{namespace}/{pod}",
+            get(crate::portforward::port_forward),
         )
         .with_state(state)
 }

@@ -385,6 +385,36 @@ async fn kubectl_runs_a_real_pod_reads_its_logs_reaches_it_and_deletes_it() {
         "exec -it: {tty:?}"
     );
 
+    // port-forward through the kernel to the kubelet (SPDY over a
+    // WebSocket): two requests on one forward, each its own stream pair,
+    // reach httpd on the pod's port 8080.
+    let forward = PortForward::start(&c.k, "web", "8080");
+    for _ in 0..2 {
+        assert_eq!(http_get_loopback(forward.port).trim(), "pod-says-hi");
+    }
+    drop(forward);
+    // Nothing listens on 9999: the local connection closes and kubectl
+    // prints the kubelet's reason.
+    let refused = PortForward::start(&c.k, "web", "9999");
+    let answer = std::net::TcpStream::connect(("127.0.0.1", refused.port)).and_then(|mut s| {
+        use std::io::Read;
+        s.set_read_timeout(Some(Duration::from_secs(20)))?;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).map(|_| out)
+    });
+    assert!(
+        matches!(&answer, Ok(bytes) if bytes.is_empty()),
+        "{answer:?}"
+    );
+    eventually(Duration::from_secs(10), || {
+        refused
+            .stderr()
+            .contains("error forwarding port 9999 to pod default/web")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("kubectl port-forward said: {}", refused.stderr()));
+    drop(refused);
+
     // The pod is on the node's bridge: HTTP from the node's namespace.
     let url = format!("http://{ip}:8080/");
     let fetch = format!(
@@ -442,6 +472,108 @@ async fn kubectl_runs_a_real_pod_reads_its_logs_reaches_it_and_deletes_it() {
         .unwrap_or_default();
     assert!(sandboxes.is_empty(), "sandbox state left: {sandboxes:?}");
     let _ = &c.scheduler;
+}
+
+/// A running `kubectl port-forward pod/<pod> :<remote>` and the local port
+/// it chose.
+struct PortForward {
+    child: std::process::Child,
+    port: u16,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl PortForward {
+    fn start(k: &Kerno, pod: &str, remote: &str) -> PortForward {
+        use std::io::BufRead;
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(k.kubeconfig())
+            .args(["port-forward", "--address", "127.0.0.1"])
+            .arg(format!("pod/{pod}"))
+            .arg(format!(":{remote}"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl port-forward");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let errors = child.stderr.take().expect("stderr");
+        let collected = stderr.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(errors)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Ok(mut all) = collected.lock() {
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+            }
+        });
+        let (found, chosen) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // "Forwarding from 127.0.0.1:41235 -> 8080"
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(port) = line
+                    .strip_prefix("Forwarding from 127.0.0.1:")
+                    .and_then(|rest| rest.split(' ').next())
+                    .and_then(|p| p.parse::<u16>().ok())
+                {
+                    let _ = found.send(port);
+                }
+            }
+        });
+        match chosen.recv_timeout(Duration::from_secs(30)) {
+            Ok(port) => PortForward {
+                child,
+                port,
+                stderr,
+            },
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("kubectl port-forward never listened: {stderr:?}");
+            }
+        }
+    }
+
+    /// What kubectl has printed on stderr so far.
+    fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for PortForward {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET /` on a loopback port, HTTP/1.0 so the server closes after answering.
+fn http_get_loopback(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the forward");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    stream
+        .write_all(b"GET / HTTP/1.0\r\nHost: pod\r\n\r\n")
+        .expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+    assert!(
+        head.starts_with("HTTP/1.") && head.contains(" 200 "),
+        "{head}"
+    );
+    body.to_owned()
 }
 
 fn container_status<'a>(pod: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {

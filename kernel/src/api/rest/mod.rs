@@ -59,6 +59,10 @@ pub fn router(state: Arc<RestState>) -> Router {
             "/api/v1/namespaces/{namespace}/pods/{name}/exec",
             get(node_proxy::pod_exec).post(node_proxy::pod_exec),
         )
+        .route(
+            "/api/v1/namespaces/{namespace}/pods/{name}/portforward",
+            get(node_proxy::pod_port_forward).post(node_proxy::pod_port_forward),
+        )
         .merge(reviews::routes())
         .fallback(fallback)
         .with_state(state)

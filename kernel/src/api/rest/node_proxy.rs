@@ -1,6 +1,7 @@
 //! Requests the kernel answers by asking a node's kubelet: `pods/log` (what
-//! `kubectl logs` reads) and `pods/exec` (`kubectl exec`, a WebSocket the
-//! kernel passes through). The kernel finds the pod's node, reads the
+//! `kubectl logs` reads), `pods/exec` (`kubectl exec`) and
+//! `pods/portforward` (`kubectl port-forward`), the last two WebSockets the
+//! kernel passes through. The kernel finds the pod's node, reads the
 //! kubelet's address from the Node object (`InternalIP` and
 //! `status.daemonEndpoints.kubeletEndpoint.Port`) and relays the kubelet's
 //! answer, so clients only ever talk to the kernel.
@@ -69,6 +70,24 @@ pub async fn pod_exec(
     }
 }
 
+/// `GET`/`POST /api/v1/namespaces/{namespace}/pods/{name}/portforward`.
+pub async fn pod_port_forward(
+    State(state): State<Arc<RestState>>,
+    Path((namespace, name)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Response {
+    let result = async {
+        let pod = get(&state, "pods", Some(&namespace), &name).await?;
+        let target = locate_node(&state, &pod, &name, String::new()).await?;
+        let query = query.unwrap_or_default();
+        let path = format!("/portforward/{namespace}/{name}?{query}");
+        proxy_upgrade(&target, &path, request, "port-forward needs a WebSocket upgrade (SPDY/3.1+portforward.k8s.io, kubectl 1.31 or later); SPDY is not served").await
+    }
+    .await;
+    result.unwrap_or_else(error_response)
+}
+
 /// The pod, its node's kubelet address and the chosen container.
 struct PodOnNode {
     authority: String,
@@ -84,6 +103,16 @@ async fn locate(
 ) -> Result<PodOnNode, ApiError> {
     let pod = get(state, "pods", Some(namespace), name).await?;
     let container = choose_container(&pod, name, container)?;
+    locate_node(state, &pod, name, container).await
+}
+
+/// The kubelet of the node `pod` is bound to.
+async fn locate_node(
+    state: &RestState,
+    pod: &Value,
+    name: &str,
+    container: String,
+) -> Result<PodOnNode, ApiError> {
     let node_name = pod["spec"]["nodeName"]
         .as_str()
         .unwrap_or_default()
@@ -120,10 +149,28 @@ async fn proxy_exec(
     namespace: &str,
     name: &str,
     query: String,
-    mut request: Request,
+    request: Request,
 ) -> Result<Response, ApiError> {
     let container = query_value(&query, "container");
     let target = locate(state, namespace, name, container.as_deref()).await?;
+    let path = format!("/exec/{namespace}/{name}/{}?{query}", target.container);
+    proxy_upgrade(
+        &target,
+        &path,
+        request,
+        "exec needs a WebSocket upgrade (v5.channel.k8s.io, kubectl 1.30 or later); SPDY is not served",
+    )
+    .await
+}
+
+/// Passes a client's WebSocket upgrade through to the kubelet's `path`,
+/// then copies bytes both ways until either side closes.
+async fn proxy_upgrade(
+    target: &PodOnNode,
+    path: &str,
+    mut request: Request,
+    not_websocket: &str,
+) -> Result<Response, ApiError> {
     let websocket = request
         .headers()
         .get(header::UPGRADE)
@@ -131,28 +178,25 @@ async fn proxy_exec(
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if !websocket {
         // kubectl falls back to SPDY only when the WebSocket upgrade fails.
-        return Err(ApiError::BadRequest(
-            "exec needs a WebSocket upgrade (v5.channel.k8s.io, kubectl 1.30 or later); SPDY is not served".into(),
-        ));
+        return Err(ApiError::BadRequest(not_websocket.to_owned()));
     }
     let stream = tokio::time::timeout(
         CONNECT_TIMEOUT,
         tokio::net::TcpStream::connect(&target.authority),
     )
     .await
-    .map_err(|_| unreachable(&target, "connection timed out"))?
-    .map_err(|e| unreachable(&target, &e.to_string()))?;
+    .map_err(|_| unreachable(target, "connection timed out"))?
+    .map_err(|e| unreachable(target, &e.to_string()))?;
     let _ = stream.set_nodelay(true);
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
-            .map_err(|e| unreachable(&target, &e.to_string()))?;
+            .map_err(|e| unreachable(target, &e.to_string()))?;
     tokio::spawn(async move {
         if let Err(e) = connection.with_upgrades().await {
-            tracing::debug!(error = %e, "kubelet exec connection ended");
+            tracing::debug!(error = %e, "kubelet upgrade connection ended");
         }
     });
-    let path = format!("/exec/{namespace}/{name}/{}?{query}", target.container);
     let mut upstream = http::Request::get(path)
         .header(header::HOST, &target.authority)
         .body(Body::empty())
@@ -165,7 +209,7 @@ async fn proxy_exec(
     let response = sender
         .send_request(upstream)
         .await
-        .map_err(|e| unreachable(&target, &e.to_string()))?;
+        .map_err(|e| unreachable(target, &e.to_string()))?;
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         let status = response.status();
         let text = response
@@ -193,14 +237,14 @@ async fn proxy_exec(
         let (client, kubelet) = match tokio::join!(client_upgrade, kubelet_upgrade) {
             (Ok(client), Ok(kubelet)) => (client, kubelet),
             (Err(e), _) | (_, Err(e)) => {
-                tracing::debug!(error = %e, "exec upgrade failed");
+                tracing::debug!(error = %e, "upgrade failed");
                 return;
             }
         };
         let mut client = hyper_util::rt::TokioIo::new(client);
         let mut kubelet = hyper_util::rt::TokioIo::new(kubelet);
         if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut kubelet).await {
-            tracing::debug!(error = %e, "exec stream ended");
+            tracing::debug!(error = %e, "upgraded stream ended");
         }
     });
     Ok(switching)

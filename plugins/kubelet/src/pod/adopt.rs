@@ -132,6 +132,7 @@ impl PodWorker {
         {
             self.pod_ips = r.into_inner().ips;
         }
+        self.record_pod_network();
         let spec = self.pod.spec.clone().unwrap_or_default();
         let pod = self.pod.clone();
         for (kind, specs, records) in [

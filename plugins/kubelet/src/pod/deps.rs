@@ -1,6 +1,7 @@
 //! What every pod worker shares: config, driver clients, the cluster, tuning.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -29,9 +30,26 @@ impl Default for WorkerOptions {
     }
 }
 
-/// Current runtime container ids by `namespace/pod/container`, for the log server.
+/// Current runtime container ids by `namespace/pod/container`, and pods'
+/// network namespaces by `namespace/pod`, for the log, exec and port-forward
+/// server.
 #[derive(Clone, Debug, Default)]
-pub struct ContainerIndex(Arc<RwLock<HashMap<String, String>>>);
+pub struct ContainerIndex(Arc<RwLock<IndexMaps>>);
+
+/// Where a pod's network lives.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PodNetwork {
+    /// `hostNetwork: true`: the node's own.
+    Host,
+    /// Its own network namespace, at this path.
+    Namespace(PathBuf),
+}
+
+#[derive(Debug, Default)]
+struct IndexMaps {
+    containers: HashMap<String, String>,
+    pod_networks: HashMap<String, PodNetwork>,
+}
 
 impl ContainerIndex {
     fn key(namespace: &str, pod: &str, container: &str) -> String {
@@ -40,8 +58,9 @@ impl ContainerIndex {
 
     /// Records the current instance of a container.
     pub fn set(&self, namespace: &str, pod: &str, container: &str, id: &str) {
-        if let Ok(mut map) = self.0.write() {
-            map.insert(Self::key(namespace, pod, container), id.to_owned());
+        if let Ok(mut maps) = self.0.write() {
+            maps.containers
+                .insert(Self::key(namespace, pod, container), id.to_owned());
         }
     }
 
@@ -50,15 +69,35 @@ impl ContainerIndex {
         self.0
             .read()
             .ok()?
+            .containers
             .get(&Self::key(namespace, pod, container))
             .cloned()
     }
 
-    /// Forgets a pod's containers.
+    /// Records where a pod's network is.
+    pub fn set_pod_network(&self, namespace: &str, pod: &str, network: PodNetwork) {
+        if let Ok(mut maps) = self.0.write() {
+            maps.pod_networks
+                .insert(format!("{namespace}/{pod}"), network);
+        }
+    }
+
+    /// Where a pod's network is, while it has one.
+    pub fn pod_network(&self, namespace: &str, pod: &str) -> Option<PodNetwork> {
+        self.0
+            .read()
+            .ok()?
+            .pod_networks
+            .get(&format!("{namespace}/{pod}"))
+            .cloned()
+    }
+
+    /// Forgets a pod's containers and IP.
     pub fn remove_pod(&self, namespace: &str, pod: &str) {
         let prefix = format!("{namespace}/{pod}/");
-        if let Ok(mut map) = self.0.write() {
-            map.retain(|k, _| !k.starts_with(&prefix));
+        if let Ok(mut maps) = self.0.write() {
+            maps.containers.retain(|k, _| !k.starts_with(&prefix));
+            maps.pod_networks.remove(&format!("{namespace}/{pod}"));
         }
     }
 }

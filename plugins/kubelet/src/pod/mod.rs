@@ -22,7 +22,7 @@ use kerno_sdk::informer::{Notification, Store};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
-pub use deps::{ContainerIndex, Deps, WorkerOptions};
+pub use deps::{ContainerIndex, Deps, PodNetwork, WorkerOptions};
 pub use worker::{Adopted, PodWorker};
 
 struct WorkerHandle {

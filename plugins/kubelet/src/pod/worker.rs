@@ -14,7 +14,7 @@ use kerno_proto::runtime::v1 as rt;
 use tokio::sync::watch;
 
 use super::container::{self, StartCtx};
-use super::deps::Deps;
+use super::deps::{Deps, PodNetwork};
 use super::record::{ContainerRecord, should_restart};
 use super::spec::sandbox_config;
 use super::status::{PodView, compute};
@@ -223,7 +223,25 @@ impl PodWorker {
         self.message = None;
         self.sandbox_backoff.reset();
         self.sandbox_retry_at = None;
+        self.record_pod_network();
         !self.pod_ips.is_empty()
+    }
+
+    /// Lets the port-forward server find the pod's network.
+    pub(super) fn record_pod_network(&self) {
+        let network = if self.host_network() {
+            PodNetwork::Host
+        } else if self.netns_path.is_empty() {
+            return;
+        } else {
+            PodNetwork::Namespace(self.netns_path.clone().into())
+        };
+        let m = &self.pod.metadata;
+        self.deps.index.set_pod_network(
+            m.namespace.as_deref().unwrap_or_default(),
+            m.name.as_deref().unwrap_or_default(),
+            network,
+        );
     }
 
     async fn sandbox_failed(&mut self, msg: String) {
