@@ -13,13 +13,19 @@ pub use kerno_kernel::testing::EtcdServer;
 pub mod containerd;
 pub mod image;
 pub mod netns;
+pub mod node;
 
-/// The directory holding the workspace's built binaries (`target/debug`).
+/// The directory holding the workspace's built binaries (`target/<profile>`).
 pub fn bin_dir() -> PathBuf {
-    // Test binaries live in target/<profile>/deps; binaries one level up.
+    // Test binaries live in target/<profile>/deps, binaries (benchmarks
+    // using this harness) in target/<profile> itself.
     let exe = std::env::current_exe().unwrap_or_default();
-    let deps = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    deps.parent().map(Path::to_path_buf).unwrap_or(deps)
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().map(Path::to_path_buf).unwrap_or(dir)
+    } else {
+        dir
+    }
 }
 
 /// The `kerno` binary; fails with a clear message when it was not built.
