@@ -10,9 +10,13 @@ use serde::Deserialize;
 pub struct KubeletConfig {
     /// The Node's name.
     pub node_name: String,
-    /// The runtime driver, `unix:///path/to.sock`.
+    /// The runtime driver, `unix:///path/to.sock`; when unset, the
+    /// `cri-containerd` socket the supervisor's drivers serve on.
+    #[serde(default)]
     pub runtime_endpoint: String,
-    /// The network driver, `unix:///path/to.sock`.
+    /// The network driver, `unix:///path/to.sock`; when unset, the
+    /// `cni-bridge` socket the supervisor's drivers serve on.
+    #[serde(default)]
     pub network_endpoint: String,
     /// The node's pod CIDR, written to `spec.podCIDR` when set.
     #[serde(default, rename = "podCIDR")]
@@ -42,6 +46,31 @@ impl KubeletConfig {
         serde_json::from_value(value.clone())
     }
 
+    /// Fills unset driver endpoints with the sockets the shipped drivers
+    /// create in the supervisor's socket directory, so a `kerno up` config
+    /// needs no paths; without a directory they must be given.
+    pub fn with_default_endpoints(
+        mut self,
+        socket_dir: Option<&std::path::Path>,
+    ) -> Result<Self, String> {
+        for (endpoint, driver, key) in [
+            (
+                &mut self.runtime_endpoint,
+                "cri-containerd",
+                "runtimeEndpoint",
+            ),
+            (&mut self.network_endpoint, "cni-bridge", "networkEndpoint"),
+        ] {
+            if endpoint.is_empty() {
+                let dir = socket_dir.ok_or_else(|| {
+                    format!("{key} is not set and the kubelet runs outside kerno's supervisor")
+                })?;
+                *endpoint = format!("unix://{}", dir.join(format!("{driver}.sock")).display());
+            }
+        }
+        Ok(self)
+    }
+
     /// The cluster domain with its default.
     pub fn cluster_domain(&self) -> &str {
         self.cluster_domain.as_deref().unwrap_or("cluster.local")
@@ -67,6 +96,34 @@ pub fn unix_socket_path(endpoint: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn driver_endpoints_default_to_the_supervisors_sockets() {
+        let json = serde_json::json!({"nodeName": "n", "rootDir": "/var/lib/k"});
+        let cfg = KubeletConfig::from_json(&json).unwrap();
+        let err = cfg.clone().with_default_endpoints(None).unwrap_err();
+        assert!(err.contains("runtimeEndpoint"), "{err}");
+        let cfg = cfg
+            .with_default_endpoints(Some(std::path::Path::new("/d/plugins/sockets")))
+            .unwrap();
+        assert_eq!(
+            cfg.runtime_endpoint,
+            "unix:///d/plugins/sockets/cri-containerd.sock"
+        );
+        assert_eq!(
+            cfg.network_endpoint,
+            "unix:///d/plugins/sockets/cni-bridge.sock"
+        );
+        let given = serde_json::json!({"nodeName": "n", "rootDir": "/r", "runtimeEndpoint": "unix:///x.sock", "networkEndpoint": "unix:///y.sock"});
+        let cfg = KubeletConfig::from_json(&given)
+            .unwrap()
+            .with_default_endpoints(None)
+            .unwrap();
+        assert_eq!(
+            (cfg.runtime_endpoint.as_str(), cfg.network_endpoint.as_str()),
+            ("unix:///x.sock", "unix:///y.sock")
+        );
+    }
 
     #[test]
     fn config_reads_camel_case_and_defaults() {

@@ -53,6 +53,9 @@ pub enum KubeletError {
     /// The config section is invalid.
     #[error("invalid kubelet config: {0}")]
     Config(#[from] serde_json::Error),
+    /// A driver endpoint is neither given nor derivable.
+    #[error("invalid kubelet config: {0}")]
+    Endpoints(String),
     /// A driver endpoint is unusable.
     #[error("{0}")]
     Driver(#[from] drivers::DriverError),
@@ -84,7 +87,10 @@ async fn runtime_version(runtime: &mut drivers::RuntimeClient) -> Option<String>
 
 /// The plugin's work: runs the node until shutdown.
 pub async fn run(ctx: PluginContext) -> Result<(), KubeletError> {
-    let cfg = KubeletConfig::from_json(&ctx.config)?;
+    let socket_dir = std::env::var_os("KERNO_PLUGIN_SOCKET_DIR").map(std::path::PathBuf::from);
+    let cfg = KubeletConfig::from_json(&ctx.config)?
+        .with_default_endpoints(socket_dir.as_deref())
+        .map_err(KubeletError::Endpoints)?;
     let mut runtime = drivers::runtime(&cfg.runtime_endpoint)?;
     let network = drivers::network(&cfg.network_endpoint)?;
     std::fs::create_dir_all(&cfg.root_dir)

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use kerno_tests::containerd::Containerd;
 use kerno_tests::netns::TestNetns;
-use kerno_tests::node::{NodeAgent, start_node};
-use kerno_tests::{Kerno, PluginProcess, eventually};
+use kerno_tests::node::{NodeAgent, SharedMount, start_node};
+use kerno_tests::{Backend, Kerno, PluginProcess, eventually};
 
 const NODE: &str = "node-e2e";
 const POD_CIDR: &str = "10.244.9.0/24";
@@ -161,6 +161,29 @@ async fn kubectl_runs_a_real_pod_reads_its_logs_reaches_it_and_deletes_it() {
         )
     });
     assert_eq!(logs.trim(), "hello from kerno");
+    // `logs -f` streams: the line arrives and kubectl keeps following.
+    let mut follow = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(c.k.kubeconfig())
+        .args(["logs", "-f", "web"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl logs -f");
+    let mut first = String::new();
+    {
+        use std::io::BufRead;
+        let stdout = follow.stdout.take().expect("stdout");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut first)
+            .expect("a followed line");
+    }
+    assert_eq!(first.trim(), "hello from kerno");
+    assert!(
+        follow.try_wait().expect("kubectl status").is_none(),
+        "kubectl logs -f stopped following"
+    );
+    let _ = follow.kill();
+    let _ = follow.wait();
     let err = c.k.kubectl_err(&["logs", "web", "-c", "nope"]);
     assert!(
         err.contains("container nope is not valid for pod web"),
@@ -291,6 +314,123 @@ async fn kubectl_runs_a_real_pod_reads_its_logs_reaches_it_and_deletes_it() {
         .unwrap_or_default();
     assert!(sandboxes.is_empty(), "sandbox state left: {sandboxes:?}");
     let _ = &c.scheduler;
+}
+
+/// `kerno up --config` composing a real node the way the README's "A real
+/// node" does (kubelet, cri-containerd, cni-bridge and the scheduler under
+/// the supervisor), except that the bridge driver runs in a network
+/// namespace of the test's (through `command:`) and containerd is private:
+/// the node turns Ready and kubectl runs a busybox pod on it.
+#[tokio::test(flavor = "multi_thread")]
+async fn kerno_up_composes_a_real_node_that_runs_a_pod() {
+    let containerd = Containerd::start().expect("a private containerd");
+    let dir = tempfile::Builder::new()
+        .prefix("kerno-up-node-")
+        .tempdir()
+        .expect("temp dir");
+    let ns = TestNetns::create().expect("the node's network namespace");
+    let shared = SharedMount::new(&dir.path().join("runtime"));
+    let bin = kerno_tests::bin_dir();
+    let config = dir.path().join("cluster.yaml");
+    let yaml = format!(
+        r#"plugins:
+  scheduler-default: {{}}
+  cri-containerd:
+    address: {containerd}
+    namespace: kerno-up-{pid}
+    stateDir: {state}
+  cni-bridge:
+    command: [ip, netns, exec, {ns}, {bin}/kerno-cni-bridge]
+    bridge: kerno0
+    podCIDR: 10.244.8.0/24
+    nodeName: up-node
+    stateDir: {dir}/cni
+    standalone: true
+  kubelet:
+    nodeName: up-node
+    podCIDR: 10.244.8.0/24
+    rootDir: {dir}/kubelet
+    nodeIP: 127.0.0.1
+    kubeletPort: 0
+"#,
+        containerd = containerd.socket.display(),
+        pid = std::process::id(),
+        state = shared.0.join("state").display(),
+        ns = ns.name(),
+        bin = bin.display(),
+        dir = dir.path().display(),
+    );
+    std::fs::write(&config, yaml).expect("write the config");
+    let config_arg = config.display().to_string();
+    let k = Kerno::start_with(Backend::AllInOne, &["--config", &config_arg])
+        .expect("kerno up --config");
+
+    // The image, imported the way the README says: `kerno image import`
+    // finds the runtime driver's socket from the data dir.
+    let archive = kerno_tests::image::build_busybox_image(dir.path()).expect("busybox image");
+    let kerno = kerno_tests::kerno_bin().expect("kerno binary");
+    let imported = eventually(Duration::from_secs(30), || {
+        let out = Command::new(&kerno)
+            .args(["image", "import"])
+            .arg(&archive)
+            .arg("--data-dir")
+            .arg(k.data_dir())
+            .output()
+            .ok()?;
+        out.status.success().then_some(())
+    });
+    assert!(
+        imported.is_some(),
+        "kerno image import --data-dir never worked"
+    );
+
+    let ready = eventually(Duration::from_secs(60), || {
+        let out = k.kubectl(&[
+            "get",
+            "node",
+            "up-node",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ]);
+        (out.stdout == b"True").then_some(())
+    });
+    assert!(
+        ready.is_some(),
+        "the node never became Ready: {} {}",
+        k.kubectl_ok(&["get", "plugins"]),
+        String::from_utf8_lossy(&k.kubectl(&["get", "nodes", "-o", "wide"]).stdout)
+    );
+    k.kubectl_ok(&["run", "box", "--image=busybox", "--", "sleep", "3600"]);
+    let running = eventually(Duration::from_secs(60), || {
+        let out = k.kubectl(&[
+            "get",
+            "pod",
+            "box",
+            "-o",
+            "jsonpath={.status.phase} {.status.podIP}",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.starts_with("Running 10.244.8.").then_some(text)
+    });
+    assert!(
+        running.is_some(),
+        "the pod never ran: {}",
+        k.kubectl_ok(&["describe", "pod", "box"])
+    );
+    assert_eq!(
+        k.kubectl_ok(&["exec", "box", "--", "hostname"]).trim(),
+        "box"
+    );
+    k.kubectl_ok(&["delete", "pod", "box", "--grace-period=1", "--timeout=60s"]);
+    let gone = eventually(Duration::from_secs(30), || {
+        let ids = containerd
+            .ids(&format!("kerno-up-{}", std::process::id()), "containers")
+            .ok()?;
+        ids.is_empty().then_some(())
+    });
+    assert!(gone.is_some(), "the pod's container was left behind");
+    drop(k);
+    drop(shared);
 }
 
 /// A running `kubectl port-forward pod/<pod> :<remote>` and the local port
