@@ -645,6 +645,22 @@ spec:
     volumeMounts: [{name: state, mountPath: /state}]
   volumes:
   - {name: state, emptyDir: {}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: always}
+spec:
+  restartPolicy: Always
+  containers:
+  - {name: app, image: busybox, command: [sh, -c, "sleep 1; exit 0"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: stubborn}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - {name: app, image: busybox, command: [sh, -c, "trap '' TERM; echo ignoring-sigterm; while true; do sleep 1; done"]}
 "#;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -750,6 +766,26 @@ async fn real_containers_get_volumes_env_probes_limits_and_restart_policies() {
         container_status(&retry, "app")["restartCount"],
         1,
         "{retry}"
+    );
+    // Always restarts a container even when it exits 0.
+    c.wait_pod("always", "a restart", |p| {
+        container_status(p, "app")["restartCount"].as_i64() >= Some(1)
+    });
+    // A container ignoring SIGTERM is killed once its 2 s grace period is over.
+    c.wait_pod("stubborn", "Running", |p| p["status"]["phase"] == "Running");
+    eventually(Duration::from_secs(20), || {
+        let out = c.k.kubectl(&["logs", "stubborn"]);
+        String::from_utf8_lossy(&out.stdout)
+            .contains("ignoring-sigterm")
+            .then_some(())
+    })
+    .expect("the stubborn pod's trap never ran");
+    let started = Instant::now();
+    c.k.kubectl_ok(&["delete", "pod", "stubborn", "--timeout=60s"]);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(12),
+        "deleting a pod that ignores SIGTERM took {took:?}; its grace period is 2 s"
     );
 
     c.k.kubectl_ok(&["delete", "pod", "--all", "--timeout=60s"]);
