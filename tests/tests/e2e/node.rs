@@ -652,7 +652,12 @@ metadata: {name: always}
 spec:
   restartPolicy: Always
   containers:
-  - {name: app, image: busybox, command: [sh, -c, "sleep 1; exit 0"]}
+  - name: app
+    image: busybox
+    command: [sh, -c, "n=$(cat /state/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /state/n; echo run-$n; echo last-line; sleep 1; exit 0"]
+    volumeMounts: [{name: state, mountPath: /state}]
+  volumes:
+  - {name: state, emptyDir: {}}
 ---
 apiVersion: v1
 kind: Pod
@@ -771,6 +776,22 @@ async fn real_containers_get_volumes_env_probes_limits_and_restart_policies() {
     c.wait_pod("always", "a restart", |p| {
         container_status(p, "app")["restartCount"].as_i64() >= Some(1)
     });
+    // Logs of the instance before the restart, and only the last line.
+    let previous = c.k.kubectl_ok(&["logs", "always", "--previous"]);
+    let runs: Vec<&str> = previous.lines().collect();
+    assert!(
+        runs.len() == 2 && runs[0].starts_with("run-") && runs[1] == "last-line",
+        "kubectl logs --previous: {previous:?}"
+    );
+    let tail = eventually(Duration::from_secs(10), || {
+        let out = c.k.kubectl(&["logs", "always", "--tail=1"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (text.trim() == "last-line").then_some(text)
+    });
+    assert!(
+        tail.is_some(),
+        "kubectl logs --tail=1 never showed only the last line"
+    );
     // A container ignoring SIGTERM is killed once its 2 s grace period is over.
     c.wait_pod("stubborn", "Running", |p| p["status"]["phase"] == "Running");
     eventually(Duration::from_secs(20), || {
