@@ -43,7 +43,7 @@ pub fn discover(kerno_dir: Option<&Path>) -> Vec<PluginConfig> {
                     config: Default::default(),
                 })
             } else {
-                tracing::info!(plugin = name, path = %binary.display(), "default plugin not installed; skipping");
+                tracing::debug!(plugin = name, path = %binary.display(), "default plugin not installed; skipping");
                 None
             }
         })
