@@ -96,8 +96,11 @@ async fn main() -> Result<()> {
         "create -> Running (observed through a watch), {} rounds each:",
         args.rounds
     );
-    println!("  pods at once |    p50 |    p99 |    max | p50 / ctr-run p50");
+    println!(
+        "  pods at once |    p50 |    p99 |    max | p50 / ctr-run p50 | ctr run -d x N at once: p50, p99"
+    );
     for &batch in &args.batches {
+        let parallel = ctr_run_parallel(&containerd, &node.containerd_namespace, batch)?;
         let mut latencies = Vec::new();
         for round in 0..args.rounds {
             latencies.extend(start_batch(&pods, batch, round).await?);
@@ -115,11 +118,13 @@ async fn main() -> Result<()> {
         }
         let p50 = percentile(&latencies, 50.0);
         println!(
-            "  {batch:>12} | {:>4.0} ms | {:>4.0} ms | {:>4.0} ms | {:.2}x",
+            "  {batch:>12} | {:>4.0} ms | {:>4.0} ms | {:>4.0} ms | {:>16.2}x | {:.0} ms, {:.0} ms",
             ms(p50),
             ms(percentile(&latencies, 99.0)),
             ms(percentile(&latencies, 100.0)),
-            p50.as_secs_f64() / percentile(&floor, 50.0).as_secs_f64()
+            p50.as_secs_f64() / percentile(&floor, 50.0).as_secs_f64(),
+            ms(percentile(&parallel, 50.0)),
+            ms(percentile(&parallel, 99.0)),
         );
     }
     Ok(())
@@ -215,6 +220,50 @@ fn ctr_run_floor(containerd: &Containerd, namespace: &str, runs: usize) -> Resul
         times.push(at.elapsed());
     }
     Ok(times)
+}
+
+/// `ctr run -d` of `count` containers at once (each returns once its task
+/// started): the machine's own floor for starting that many together.
+fn ctr_run_parallel(
+    containerd: &Containerd,
+    namespace: &str,
+    count: usize,
+) -> Result<Vec<Duration>> {
+    let ids: Vec<String> = (0..count)
+        .map(|i| format!("par-{}-{count}-{i}", std::process::id()))
+        .collect();
+    let times = std::thread::scope(|scope| {
+        let runs: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                scope.spawn(move || {
+                    let at = Instant::now();
+                    containerd
+                        .ctr(namespace, &["run", "-d", IMAGE, id, "sleep", "3600"])
+                        .map(|_| at.elapsed())
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .map(|r| {
+                r.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("ctr thread panicked")))
+            })
+            .collect::<Result<Vec<_>>>()
+    });
+    for id in &ids {
+        let _ = containerd.ctr(namespace, &["tasks", "kill", "-s", "SIGKILL", id]);
+    }
+    for id in &ids {
+        let gone = eventually(Duration::from_secs(20), || {
+            let _ = containerd.ctr(namespace, &["tasks", "rm", "-f", id]);
+            containerd.ctr(namespace, &["containers", "rm", id]).ok()
+        });
+        if gone.is_none() {
+            bail!("container {id} could not be removed");
+        }
+    }
+    times
 }
 
 fn wait_node_ready(kerno: &Kerno) -> Result<()> {
