@@ -6,6 +6,7 @@ mod e2e {
     pub mod clients;
     pub mod cluster;
     pub mod controllers;
+    pub mod dns;
     pub mod durability;
     pub mod grpc;
     pub mod kubectl;

@@ -412,6 +412,14 @@ fn plugin_roles() -> Vec<(&'static str, Vec<Value>)> {
                 rule(&[""], &["pods"], &["get", "list", "watch", "delete"]),
             ]),
         ),
+        (
+            // Reads what it answers from; creates only its own Service.
+            "dns",
+            vec![
+                rule(&[""], &["services"], &["get", "list", "watch", "create"]),
+                rule(&["discovery.k8s.io"], &["endpointslices"], READ),
+            ],
+        ),
     ]
 }
 
