@@ -3,6 +3,7 @@
 mod e2e {
     pub mod admission;
     pub mod auth;
+    pub mod auth_audit;
     pub mod auth_tokens;
     pub mod clients;
     pub mod cluster;

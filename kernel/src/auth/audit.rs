@@ -128,7 +128,13 @@ impl RequestRecord {
         };
         Self {
             received,
-            uri: req.uri().to_string(),
+            // Path and query, as Kubernetes records (HTTP/2 requests carry
+            // the scheme and authority too).
+            uri: req
+                .uri()
+                .path_and_query()
+                .map(|pq| pq.as_str().to_owned())
+                .unwrap_or_else(|| path.clone()),
             verb,
             object_ref,
             user: req.extensions().get::<UserInfo>().cloned(),

@@ -152,6 +152,24 @@ pub fn configmap(obj: &Value, _old: Option<&Value>) -> Vec<FieldError> {
 pub fn secret(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let mut errs = validate_keys(obj, "data", None);
     errs.extend(validate_keys(obj, "stringData", None));
+    // A patch can put anything in `data`; the value never goes in the message.
+    if let Some(data) = obj.get("data").and_then(Value::as_object) {
+        use base64::Engine as _;
+        for (k, v) in data {
+            let decodes = v
+                .as_str()
+                .is_some_and(|v| base64::engine::general_purpose::STANDARD.decode(v).is_ok());
+            if !decodes {
+                errs.push(FieldError {
+                    reason: "FieldValueInvalid",
+                    field: format!("data[{k}]"),
+                    message: format!(
+                        "data[{k}]: Invalid value: \"<secret data>\": must be base64-encoded"
+                    ),
+                });
+            }
+        }
+    }
     let ty = s(obj, "type");
     let has = |k: &str| {
         obj.pointer(&format!("/data/{k}")).is_some()
