@@ -148,7 +148,9 @@ pub async fn start(opts: KernelOptions) -> Result<RunningKernel, StartError> {
         ..Default::default()
     };
     let service = Service::new(store.clone(), registry, cache_config).await?;
-    service.set_admission(admission_chain(&opts.admission_modules).map_err(StartError::Admission)?);
+    service.set_admission(
+        admission_chain(&service, &opts.admission_modules).map_err(StartError::Admission)?,
+    );
     tokio::spawn(compact_periodically(store, opts.compaction_interval));
     ensure_namespaces(&service).await?;
     // RBAC from the first start: the default roles, then the live policy.
@@ -235,9 +237,15 @@ pub async fn start(opts: KernelOptions) -> Result<RunningKernel, StartError> {
 
 /// The admission chain: the built-in modules, then the shared libraries of
 /// the config; a library that is missing or refused stops the start.
-fn admission_chain(modules: &[PathBuf]) -> Result<crate::admission::Chain, String> {
-    let mut chain: Vec<Arc<dyn crate::admission::AdmissionModule>> =
-        vec![Arc::new(crate::admission::builtin::ServiceAccountDefault)];
+fn admission_chain(
+    service: &Arc<Service>,
+    modules: &[PathBuf],
+) -> Result<crate::admission::Chain, String> {
+    let mut chain: Vec<Arc<dyn crate::admission::AdmissionModule>> = vec![
+        Arc::new(crate::admission::builtin::ServiceAccountDefault),
+        Arc::new(crate::admission::limit_ranger::LimitRanger::new(service)),
+        Arc::new(crate::admission::resource_quota::ResourceQuota::new(service)),
+    ];
     for path in modules {
         let module = crate::admission::dylib::DylibModule::load(path)
             .map_err(|e| format!("admission module {}: {e}", path.display()))?;

@@ -2,6 +2,7 @@
 
 mod e2e {
     pub mod admission;
+    pub mod admission_builtin;
     pub mod auth;
     pub mod auth_audit;
     pub mod auth_tokens;

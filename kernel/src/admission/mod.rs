@@ -6,6 +6,9 @@
 
 pub mod builtin;
 pub mod dylib;
+pub mod limit_ranger;
+pub mod quantity;
+pub mod resource_quota;
 
 use std::sync::Arc;
 

@@ -968,7 +968,7 @@ fn add_unique(list: &mut Vec<String>, item: &str) {
 }
 
 fn is_builtin_namespace(name: &str) -> bool {
-    matches!(name, "default" | "kube-system" | "kube-public")
+    crate::server::INITIAL_NAMESPACES.contains(&name)
 }
 
 /// Pods bound to a node get a graceful deletion that their kubelet finishes;
