@@ -243,6 +243,7 @@ fn admission_chain(
 ) -> Result<crate::admission::Chain, String> {
     let mut chain: Vec<Arc<dyn crate::admission::AdmissionModule>> = vec![
         Arc::new(crate::admission::builtin::ServiceAccountDefault),
+        Arc::new(crate::admission::namespace_lifecycle::NamespaceLifecycle),
         Arc::new(crate::admission::limit_ranger::LimitRanger::new(service)),
         Arc::new(crate::admission::resource_quota::ResourceQuota::new(service)),
     ];
