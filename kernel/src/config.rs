@@ -381,9 +381,12 @@ impl Config {
             config.data_dir = dir.join(&config.data_dir);
         }
         if let Some(dir) = path.parent() {
-            for file in [&mut config.kernel.token_auth_file, &mut config.kernel.audit_log]
-                .into_iter()
-                .flatten()
+            for file in [
+                &mut config.kernel.token_auth_file,
+                &mut config.kernel.audit_log,
+            ]
+            .into_iter()
+            .flatten()
             {
                 if file.is_relative() {
                     *file = dir.join(&*file);

@@ -245,7 +245,9 @@ fn admission_chain(
         Arc::new(crate::admission::builtin::ServiceAccountDefault),
         Arc::new(crate::admission::namespace_lifecycle::NamespaceLifecycle),
         Arc::new(crate::admission::limit_ranger::LimitRanger::new(service)),
-        Arc::new(crate::admission::resource_quota::ResourceQuota::new(service)),
+        Arc::new(crate::admission::resource_quota::ResourceQuota::new(
+            service,
+        )),
     ];
     for path in modules {
         let module = crate::admission::dylib::DylibModule::load(path)

@@ -28,7 +28,9 @@ impl AdmissionModule for NamespaceLifecycle {
 
     async fn review(&self, req: &AdmissionRequest) -> Result<AdmissionResponse, ApiError> {
         if crate::server::INITIAL_NAMESPACES.contains(&req.name.as_str()) {
-            return Err(ApiError::Forbidden("this namespace may not be deleted".into()));
+            return Err(ApiError::Forbidden(
+                "this namespace may not be deleted".into(),
+            ));
         }
         Ok(AdmissionResponse::allow())
     }

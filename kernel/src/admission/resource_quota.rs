@@ -174,8 +174,8 @@ impl AdmissionModule for ResourceQuota {
             return Ok(AdmissionResponse::allow());
         }
         // Current usage of everything tracked, from the store.
-        let existing = list_namespaced(&self.service, &req.resource, &req.group, &req.namespace)
-            .await?;
+        let existing =
+            list_namespaced(&self.service, &req.resource, &req.group, &req.namespace).await?;
         let mut used: BTreeMap<String, Milli> = BTreeMap::new();
         for object in &existing {
             if is_pod && finished(object) {
@@ -210,7 +210,11 @@ impl AdmissionModule for ResourceQuota {
                 let hard = quota["spec"]["hard"][key.as_str()]
                     .as_str()
                     .and_then(quantity::parse)
-                    .or_else(|| quota["spec"]["hard"][key.as_str()].as_i64().map(|n| n as Milli * 1000))
+                    .or_else(|| {
+                        quota["spec"]["hard"][key.as_str()]
+                            .as_i64()
+                            .map(|n| n as Milli * 1000)
+                    })
                     .unwrap_or(0);
                 let now = used.get(key).copied().unwrap_or(0);
                 let adds = requested.get(key).copied().unwrap_or(0);
@@ -261,7 +265,10 @@ impl ResourceQuota {
             let Some(hard) = quota["spec"]["hard"].as_object() else {
                 continue;
             };
-            let mut status_used = quota["status"]["used"].as_object().cloned().unwrap_or_default();
+            let mut status_used = quota["status"]["used"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
             for key in hard.keys() {
                 if let Some(adds) = requested.get(key) {
                     let total = used.get(key).copied().unwrap_or(0) + adds;
@@ -305,7 +312,10 @@ mod tests {
             ],
         }});
         let usage = pod_usage(&pod);
-        assert_eq!(usage["requests.cpu"], 2000, "init containers count at their max");
+        assert_eq!(
+            usage["requests.cpu"], 2000,
+            "init containers count at their max"
+        );
         assert_eq!(usage["cpu"], 2000);
         assert_eq!(show("requests.memory", usage["requests.memory"]), "64Mi");
         assert_eq!(show("limits.memory", usage["limits.memory"]), "128Mi");
@@ -313,8 +323,14 @@ mod tests {
             missing_compute(&pod, &["limits.cpu".into(), "requests.cpu".into()]),
             ["limits.cpu for: i,a,b"]
         );
-        assert_eq!(count_keys("", "configmaps"), ["configmaps", "count/configmaps"]);
-        assert_eq!(count_keys("apps", "deployments"), ["count/deployments.apps"]);
+        assert_eq!(
+            count_keys("", "configmaps"),
+            ["configmaps", "count/configmaps"]
+        );
+        assert_eq!(
+            count_keys("apps", "deployments"),
+            ["count/deployments.apps"]
+        );
         assert_eq!(show("pods", 3000), "3");
     }
 }

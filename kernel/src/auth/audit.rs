@@ -236,8 +236,14 @@ mod tests {
             json!({"resource": "secrets", "apiVersion": "v1", "namespace": "team", "name": "db"})
         );
         assert_eq!(event["responseStatus"]["code"], 403);
-        assert_eq!(event["annotations"]["authorization.k8s.io/decision"], "forbid");
-        assert_eq!(event["annotations"]["authorization.k8s.io/reason"], "no, alice");
+        assert_eq!(
+            event["annotations"]["authorization.k8s.io/decision"],
+            "forbid"
+        );
+        assert_eq!(
+            event["annotations"]["authorization.k8s.io/reason"],
+            "no, alice"
+        );
         assert_eq!(
             event["requestURI"],
             "/api/v1/namespaces/team/secrets/db?dryRun=All"

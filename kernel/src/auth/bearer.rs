@@ -23,7 +23,11 @@ pub async fn authenticate<B>(
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(());
     };
-    let token = value.to_str().ok().and_then(bearer_token).map(str::to_owned);
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(bearer_token)
+        .map(str::to_owned);
     let result = match token {
         Some(token) => match (tokens.authenticate(&token), service_accounts) {
             (Err(TokenError::Unknown), Some(sa)) if serviceaccount::looks_like_jwt(&token) => sa

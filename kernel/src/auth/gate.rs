@@ -10,8 +10,8 @@ use http::{HeaderValue, Response, StatusCode, header};
 
 use super::bearer;
 use super::rbac::RbacAuthorizer;
-use super::serviceaccount;
 use super::rbac::review::{forbidden, request_attributes};
+use super::serviceaccount;
 use super::tls::CertIdentity;
 use super::tokens::{TokenAuthenticator, TokenIdentity};
 use super::user::UserInfo;
@@ -87,8 +87,11 @@ pub async fn admit<B>(
         }
     };
     req.extensions_mut().insert(user.clone());
-    req.extensions_mut()
-        .insert(if grpc { Decision::PerCall } else { Decision::Allow });
+    req.extensions_mut().insert(if grpc {
+        Decision::PerCall
+    } else {
+        Decision::Allow
+    });
     if !grpc && !public {
         let path = req.uri().path().to_owned();
         let query = req.uri().query().unwrap_or_default().to_owned();
@@ -97,7 +100,8 @@ pub async fn admit<B>(
         if !authorizer.authorize(&user, &attrs).allowed() {
             let message = forbidden(&user, &attrs).to_string();
             tracing::debug!(user = %user.name, %message, "forbidden");
-            req.extensions_mut().insert(Decision::Forbid(message.clone()));
+            req.extensions_mut()
+                .insert(Decision::Forbid(message.clone()));
             return Err(Box::new(status_response(
                 StatusCode::FORBIDDEN,
                 "Forbidden",

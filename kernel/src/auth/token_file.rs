@@ -143,10 +143,8 @@ mod tests {
 
     #[test]
     fn parses_kubernetes_token_files() {
-        let users = parse(
-            "# admins\nt1,alice,1001,\"dev,ops\"\n\nt2,bob,1002\nt3,carol,1003,qa\n",
-        )
-        .expect("parses");
+        let users = parse("# admins\nt1,alice,1001,\"dev,ops\"\n\nt2,bob,1002\nt3,carol,1003,qa\n")
+            .expect("parses");
         let alice = &users["t1"];
         assert_eq!(alice.user.name, "alice");
         assert_eq!(alice.uid, "1001");

@@ -969,7 +969,6 @@ fn add_unique(list: &mut Vec<String>, item: &str) {
     }
 }
 
-
 /// Pods bound to a node get a graceful deletion that their kubelet finishes;
 /// everything else is deleted at once.
 fn grace_period(rt: &ResourceType, obj: &Value, opts: &DeleteOptions) -> i64 {

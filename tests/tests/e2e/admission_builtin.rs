@@ -129,7 +129,14 @@ fn resource_quotas_refuse_creates_past_their_hard_limits_and_track_usage() {
         "Error from server (Forbidden): error when creating \"STDIN\": pods \"third\" is forbidden: exceeded quota: compute, requested: pods=1, used: pods=2, limited: pods=2"
     );
 
-    k.kubectl_ok(&["create", "quota", "objects", "-n", "q", "--hard=configmaps=1"]);
+    k.kubectl_ok(&[
+        "create",
+        "quota",
+        "objects",
+        "-n",
+        "q",
+        "--hard=configmaps=1",
+    ]);
     k.kubectl_ok(&["create", "configmap", "one", "-n", "q"]);
     let two = k.kubectl_err(&["create", "configmap", "two", "-n", "q"]);
     assert_eq!(

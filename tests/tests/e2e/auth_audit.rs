@@ -57,7 +57,8 @@ fn every_request_is_audited_and_secret_values_are_written_nowhere() {
     errors += &all_output(&k.kubectl(&["patch", "secret", "db", "-p", &bad_patch]));
     let bad_type = format!(r#"{{"stringData":{{"password":"{SECRET_VALUE}"}},"type":7}}"#);
     errors += &all_output(&k.kubectl(&["patch", "secret", "db", "--type=merge", "-p", &bad_type]));
-    let immutable = format!(r#"{{"metadata":{{"name":"other"}},"stringData":{{"k":"{SECRET_VALUE}"}}}}"#);
+    let immutable =
+        format!(r#"{{"metadata":{{"name":"other"}},"stringData":{{"k":"{SECRET_VALUE}"}}}}"#);
     errors += &all_output(&k.kubectl(&["patch", "secret", "db", "--type=merge", "-p", &immutable]));
     for refusal in [
         "Secret \"Bad_Name\" is invalid",
@@ -89,8 +90,14 @@ fn every_request_is_audited_and_secret_values_are_written_nowhere() {
         .expect("the secret's create is audited");
     assert_eq!(create["objectRef"]["namespace"], "default");
     assert_eq!(create["user"]["username"], "kerno-admin", "{create}");
-    assert_eq!(create["annotations"]["authorization.k8s.io/decision"], "allow");
-    assert_eq!(create["requestURI"], "/api/v1/namespaces/default/secrets?fieldManager=kubectl-create&fieldValidation=Strict");
+    assert_eq!(
+        create["annotations"]["authorization.k8s.io/decision"],
+        "allow"
+    );
+    assert_eq!(
+        create["requestURI"],
+        "/api/v1/namespaces/default/secrets?fieldManager=kubectl-create&fieldValidation=Strict"
+    );
     let patch = lines
         .iter()
         .find(|e| e["verb"] == "patch" && e["objectRef"]["name"] == "db")
@@ -103,7 +110,10 @@ fn every_request_is_audited_and_secret_values_are_written_nowhere() {
     assert_eq!(denied["verb"], "get");
     assert_eq!(denied["responseStatus"]["code"], 403);
     assert_eq!(denied["objectRef"]["name"], "db");
-    assert_eq!(denied["annotations"]["authorization.k8s.io/decision"], "forbid");
+    assert_eq!(
+        denied["annotations"]["authorization.k8s.io/decision"],
+        "forbid"
+    );
     assert!(
         denied["annotations"]["authorization.k8s.io/reason"]
             .as_str()

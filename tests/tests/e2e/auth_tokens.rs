@@ -45,7 +45,10 @@ fn service_account_tokens_authenticate_as_the_account_while_it_and_its_pod_live(
         .trim()
         .to_owned();
     let claims = claims_of(&token);
-    assert_eq!(claims["sub"], "system:serviceaccount:team:builder", "{claims}");
+    assert_eq!(
+        claims["sub"], "system:serviceaccount:team:builder",
+        "{claims}"
+    );
     assert_eq!(claims["iss"], ISSUER);
     assert_eq!(
         claims["exp"].as_i64().unwrap_or_default() - claims["iat"].as_i64().unwrap_or_default(),
@@ -80,7 +83,11 @@ fn service_account_tokens_authenticate_as_the_account_while_it_and_its_pod_live(
     ]);
     k.kubectl_ok(&["create", "configmap", "c", "-n", "team"]);
     let listed = eventually(PATIENCE, || {
-        let out = with_token(&k, &token, &["get", "configmaps", "-n", "team", "-o", "name"]);
+        let out = with_token(
+            &k,
+            &token,
+            &["get", "configmaps", "-n", "team", "-o", "name"],
+        );
         out.status.success().then(|| text(&out.stdout))
     });
     assert_eq!(listed.as_deref().map(str::trim), Some("configmap/c"));
@@ -94,7 +101,15 @@ fn service_account_tokens_authenticate_as_the_account_while_it_and_its_pod_live(
 
     // --duration sets the lifetime; too short is refused as by Kubernetes.
     let long = k
-        .kubectl_ok(&["create", "token", "builder", "-n", "team", "--duration", "2h"])
+        .kubectl_ok(&[
+            "create",
+            "token",
+            "builder",
+            "-n",
+            "team",
+            "--duration",
+            "2h",
+        ])
         .trim()
         .to_owned();
     let c = claims_of(&long);
@@ -102,7 +117,15 @@ fn service_account_tokens_authenticate_as_the_account_while_it_and_its_pod_live(
         c["exp"].as_i64().unwrap_or_default() - c["iat"].as_i64().unwrap_or_default(),
         7200
     );
-    let short = k.kubectl_err(&["create", "token", "builder", "-n", "team", "--duration", "5m"]);
+    let short = k.kubectl_err(&[
+        "create",
+        "token",
+        "builder",
+        "-n",
+        "team",
+        "--duration",
+        "5m",
+    ]);
     assert!(
         short.contains("may not specify a duration less than 10 minutes"),
         "{short}"
@@ -186,7 +209,11 @@ fn service_account_tokens_authenticate_as_the_account_while_it_and_its_pod_live(
     let fresh = with_token(&k, &make(past + 100_000), &["auth", "whoami"]);
     assert!(fresh.status.success(), "{fresh:?}");
     let expired = with_token(&k, &make(past + 60), &["auth", "whoami"]);
-    assert!(text(&expired.stderr).starts_with(UNAUTHORIZED), "{:?}", expired);
+    assert!(
+        text(&expired.stderr).starts_with(UNAUTHORIZED),
+        "{:?}",
+        expired
+    );
 
     // The key survives a restart: old tokens stay valid.
     k.kill9_and_restart().expect("restart");
@@ -206,7 +233,11 @@ fn service_account_tokens_authenticate_as_the_account_while_it_and_its_pod_live(
     assert!(text(&gone.stderr).starts_with(UNAUTHORIZED), "{:?}", gone);
     k.kubectl_ok(&["create", "serviceaccount", "builder", "-n", "team"]);
     let recreated = with_token(&k, &token, &["auth", "whoami"]);
-    assert!(text(&recreated.stderr).starts_with(UNAUTHORIZED), "{:?}", recreated);
+    assert!(
+        text(&recreated.stderr).starts_with(UNAUTHORIZED),
+        "{:?}",
+        recreated
+    );
     let missing = k.kubectl_err(&["create", "token", "ghost", "-n", "team"]);
     assert!(
         missing.contains("serviceaccounts \"ghost\" not found"),
@@ -251,7 +282,10 @@ fn static_tokens_from_the_config_file_authenticate_their_users() {
         let out = with_token(&k, "dave-token-27182", &["get", "pods"]);
         out.status.success().then_some(())
     });
-    assert!(allowed.is_some(), "dave cannot list pods once bound to view");
+    assert!(
+        allowed.is_some(),
+        "dave cannot list pods once bound to view"
+    );
     let wrong = with_token(&k, "carol-token-31416", &["auth", "whoami"]);
     assert!(text(&wrong.stderr).starts_with(UNAUTHORIZED), "{:?}", wrong);
 }
