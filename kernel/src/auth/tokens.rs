@@ -256,6 +256,19 @@ mod tests {
     }
 
     #[test]
+    fn static_tokens_stand_for_their_file_users() {
+        let users = crate::auth::token_file::parse("s3cret,alice,1001,\"dev,ops\"\n")
+            .unwrap_or_else(|(line, e)| panic!("line {line}: {e}"));
+        let auth = TokenAuthenticator::new(Vec::new()).with_static_tokens(users);
+        let Ok(TokenIdentity::User(alice)) = auth.authenticate("s3cret") else {
+            panic!("the static token is refused")
+        };
+        assert_eq!(alice.name, "alice");
+        assert!(alice.in_group("dev") && alice.in_group("ops"));
+        assert_eq!(auth.authenticate("s3cre"), Err(TokenError::Unknown));
+    }
+
+    #[test]
     fn bearer_header_is_parsed() {
         assert_eq!(bearer_token("Bearer abc"), Some("abc"));
         assert_eq!(bearer_token("bearer  abc "), Some("abc"));

@@ -208,6 +208,18 @@ mod tests {
     }
 
     #[test]
+    fn secret_data_must_be_base64_and_the_value_stays_out_of_the_message() {
+        let good = json!({"data": {"k": "dmFsdWU="}});
+        assert!(secret(&good, None).is_empty());
+        let bad = json!({"data": {"k": "top-secret!"}});
+        let errs = secret(&bad, None);
+        assert_eq!(
+            msgs(&errs),
+            ["data[k]: Invalid value: \"<secret data>\": must be base64-encoded"]
+        );
+    }
+
+    #[test]
     fn service_errors() {
         let s = json!({"spec": {"type": "Weird", "ports": [{"port": 0, "name": "a"}, {"port": 80, "name": "a", "nodePort": 30000}]}});
         assert_eq!(
