@@ -311,3 +311,82 @@ fn a_bad_token_file_stops_the_start_with_a_clear_message() {
     );
     assert!(stderr.contains(&expected), "{stderr}");
 }
+
+/// Lists ConfigMaps of `ns` over gRPC as the holder of `token` (no client
+/// certificate).
+async fn grpc_list_as(k: &Kerno, token: &str, ns: &str) -> Result<usize, tonic::Status> {
+    use kerno_proto::kernel::v1 as pb;
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+    let ca = std::fs::read(k.data_dir().join("pki").join("ca.crt")).expect("ca");
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca))
+        .domain_name("localhost");
+    let channel = Endpoint::from_shared(format!("https://{}", k.addr))
+        .expect("endpoint")
+        .tls_config(tls)
+        .expect("tls")
+        .connect()
+        .await
+        .expect("connect");
+    let mut client = pb::kernel_client::KernelClient::new(channel);
+    let mut request = tonic::Request::new(pb::ListRequest {
+        resource: Some(pb::ResourceRef {
+            group: String::new(),
+            version: "v1".into(),
+            resource: "configmaps".into(),
+            namespace: ns.into(),
+            name: String::new(),
+        }),
+        ..Default::default()
+    });
+    let header = format!("Bearer {token}").parse().expect("header");
+    request.metadata_mut().insert("authorization", header);
+    client
+        .list(request)
+        .await
+        .map(|r| r.into_inner().items.len())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn service_account_tokens_authenticate_grpc_calls_too() {
+    let k = Kerno::up().expect("kerno up");
+    k.kubectl_ok(&["create", "namespace", "team"]);
+    k.kubectl_ok(&["create", "serviceaccount", "robot", "-n", "team"]);
+    k.kubectl_ok(&["create", "configmap", "c", "-n", "team"]);
+    k.kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "robot-view",
+        "--clusterrole=view",
+        "--serviceaccount=team:robot",
+        "-n",
+        "team",
+    ]);
+    let token = k
+        .kubectl_ok(&["create", "token", "robot", "-n", "team"])
+        .trim()
+        .to_owned();
+    let mut listed = Err(tonic::Status::unknown("not tried"));
+    for _ in 0..50 {
+        listed = grpc_list_as(&k, &token, "team").await;
+        if listed.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(listed.ok(), Some(1));
+    let elsewhere = grpc_list_as(&k, &token, "default")
+        .await
+        .expect_err("denied");
+    assert_eq!(
+        elsewhere.code(),
+        tonic::Code::PermissionDenied,
+        "{elsewhere:?}"
+    );
+    let mut forged = token.clone();
+    forged.pop();
+    let refused = grpc_list_as(&k, &forged, "team")
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+}
