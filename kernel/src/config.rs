@@ -144,6 +144,11 @@ pub struct KernelConfig {
     pub plugin_grace_period_seconds: u64,
     /// The admission chain's in-process modules.
     pub admission: AdmissionConfig,
+    /// A static token file in Kubernetes' CSV format
+    /// (`token,user,uid,"group1,group2"`); `--token-auth-file` overrides it.
+    pub token_auth_file: Option<PathBuf>,
+    /// Where to append the audit log (JSON lines); `--audit-log` overrides it.
+    pub audit_log: Option<PathBuf>,
 }
 
 /// `kernel.admission`: shared libraries loaded at start (the C ABI of
@@ -167,6 +172,8 @@ impl Default for KernelConfig {
             bootstrap_tokens: Vec::new(),
             plugin_grace_period_seconds: DEFAULT_PLUGIN_GRACE_PERIOD_SECONDS,
             admission: AdmissionConfig::default(),
+            token_auth_file: None,
+            audit_log: None,
         }
     }
 }
@@ -372,6 +379,19 @@ impl Config {
             && let Some(dir) = path.parent()
         {
             config.data_dir = dir.join(&config.data_dir);
+        }
+        if let Some(dir) = path.parent() {
+            for file in [
+                &mut config.kernel.token_auth_file,
+                &mut config.kernel.audit_log,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if file.is_relative() {
+                    *file = dir.join(&*file);
+                }
+            }
         }
         config.validate().map_err(|e| e.in_file(path))?;
         Ok(config)
@@ -704,6 +724,21 @@ clusterDomain: example.internal
         assert!(err.contains("clusterDomain"), "{err}");
         let missing = Config::load(Path::new("/nonexistent/kerno.yaml")).unwrap_err();
         assert!(missing.to_string().contains("/nonexistent/kerno.yaml"));
+    }
+
+    #[test]
+    fn token_file_and_audit_log_are_relative_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "kernel:\n  tokenAuthFile: tokens.csv\n  auditLog: /var/log/kerno/audit.log\n";
+        let config = Config::load(&write(dir.path(), text)).unwrap();
+        assert_eq!(
+            config.kernel.token_auth_file,
+            Some(dir.path().join("tokens.csv"))
+        );
+        assert_eq!(
+            config.kernel.audit_log,
+            Some(PathBuf::from("/var/log/kerno/audit.log"))
+        );
     }
 
     #[test]

@@ -230,6 +230,14 @@ struct CommonArgs {
     /// `<id>.<secret>[@<RFC 3339 expiry>]`; repeatable.
     #[arg(long = "bootstrap-token")]
     bootstrap_tokens: Vec<String>,
+    /// A static token file, Kubernetes' CSV format: `token,user,uid,"group1,group2"`
+    /// [default: the config file's kernel.tokenAuthFile].
+    #[arg(long)]
+    token_auth_file: Option<PathBuf>,
+    /// Append an audit log of every request (JSON lines, metadata only) to
+    /// this file [default: the config file's kernel.auditLog].
+    #[arg(long)]
+    audit_log: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -276,6 +284,10 @@ async fn main() -> anyhow::Result<()> {
     opts.watch_cache_window = common.watch_cache_window.max(1);
     opts.compaction_interval = std::time::Duration::from_secs(common.compaction_interval.max(1));
     opts.admission_modules = config.kernel.admission.modules.clone();
+    opts.token_auth_file = common
+        .token_auth_file
+        .or_else(|| config.kernel.token_auth_file.clone());
+    opts.audit_log = common.audit_log.or_else(|| config.kernel.audit_log.clone());
     let mut bootstrap_tokens = config.kernel.bootstrap_tokens.clone();
     bootstrap_tokens.extend(common.bootstrap_tokens);
     opts.bootstrap_tokens = bootstrap_tokens

@@ -53,6 +53,10 @@ pub struct KernelOptions {
     pub bootstrap_tokens: Vec<BootstrapToken>,
     /// Shared-library admission modules to load, in order.
     pub admission_modules: Vec<PathBuf>,
+    /// The static token file (`token,user,uid,"groups"` lines), if any.
+    pub token_auth_file: Option<PathBuf>,
+    /// Where to append the audit log (JSON lines), if anywhere.
+    pub audit_log: Option<PathBuf>,
 }
 
 impl KernelOptions {
@@ -67,6 +71,8 @@ impl KernelOptions {
             compaction_interval: DEFAULT_COMPACTION_INTERVAL,
             bootstrap_tokens: Vec::new(),
             admission_modules: Vec::new(),
+            token_auth_file: None,
+            audit_log: None,
         }
     }
 }
@@ -98,6 +104,9 @@ pub enum StartError {
     /// An admission module could not be loaded.
     #[error("{0}")]
     Admission(String),
+    /// The token file, the token signing key or the audit log is unusable.
+    #[error("{0}")]
+    Auth(String),
 }
 
 /// A running kernel.
@@ -139,7 +148,9 @@ pub async fn start(opts: KernelOptions) -> Result<RunningKernel, StartError> {
         ..Default::default()
     };
     let service = Service::new(store.clone(), registry, cache_config).await?;
-    service.set_admission(admission_chain(&opts.admission_modules).map_err(StartError::Admission)?);
+    service.set_admission(
+        admission_chain(&service, &opts.admission_modules).map_err(StartError::Admission)?,
+    );
     tokio::spawn(compact_periodically(store, opts.compaction_interval));
     ensure_namespaces(&service).await?;
     // RBAC from the first start: the default roles, then the live policy.
@@ -180,14 +191,38 @@ pub async fn start(opts: KernelOptions) -> Result<RunningKernel, StartError> {
     .prepare()
     .into_axum_router();
     let rest = rest::router(rest_state);
-    let tokens = Arc::new(TokenAuthenticator::new(opts.bootstrap_tokens.clone()));
+    let mut tokens = TokenAuthenticator::new(opts.bootstrap_tokens.clone());
+    if let Some(file) = &opts.token_auth_file {
+        let users =
+            crate::auth::token_file::load(file).map_err(|e| StartError::Auth(e.to_string()))?;
+        tracing::info!(file = %file.display(), users = users.len(), "static tokens loaded");
+        tokens = tokens.with_static_tokens(users);
+    }
+    let tokens = Arc::new(tokens);
+    let signer = Arc::new(
+        crate::auth::serviceaccount::TokenSigner::load_or_create(pki.dir())
+            .map_err(|e| StartError::Auth(e.to_string()))?,
+    );
+    service.set_token_signer(signer.clone());
+    let audit = match &opts.audit_log {
+        Some(path) => Some(
+            crate::auth::audit::AuditLog::open(path)
+                .map_err(|e| StartError::Auth(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let gatekeeper = Arc::new(Gatekeeper {
+        tokens: tokens.clone(),
+        service_accounts: crate::auth::serviceaccount::Authenticator::new(signer, service.clone()),
+        authorizer,
+        audit,
+    });
     let server = tokio::spawn(serve(
         listener,
         TlsAcceptor::from(tls),
         rest,
         grpc,
-        tokens.clone(),
-        authorizer,
+        gatekeeper,
     ));
     tracing::info!(%addr, "kernel serving");
     Ok(RunningKernel {
@@ -202,9 +237,18 @@ pub async fn start(opts: KernelOptions) -> Result<RunningKernel, StartError> {
 
 /// The admission chain: the built-in modules, then the shared libraries of
 /// the config; a library that is missing or refused stops the start.
-fn admission_chain(modules: &[PathBuf]) -> Result<crate::admission::Chain, String> {
-    let mut chain: Vec<Arc<dyn crate::admission::AdmissionModule>> =
-        vec![Arc::new(crate::admission::builtin::ServiceAccountDefault)];
+fn admission_chain(
+    service: &Arc<Service>,
+    modules: &[PathBuf],
+) -> Result<crate::admission::Chain, String> {
+    let mut chain: Vec<Arc<dyn crate::admission::AdmissionModule>> = vec![
+        Arc::new(crate::admission::builtin::ServiceAccountDefault),
+        Arc::new(crate::admission::namespace_lifecycle::NamespaceLifecycle),
+        Arc::new(crate::admission::limit_ranger::LimitRanger::new(service)),
+        Arc::new(crate::admission::resource_quota::ResourceQuota::new(
+            service,
+        )),
+    ];
     for path in modules {
         let module = crate::admission::dylib::DylibModule::load(path)
             .map_err(|e| format!("admission module {}: {e}", path.display()))?;
@@ -214,6 +258,15 @@ fn admission_chain(modules: &[PathBuf]) -> Result<crate::admission::Chain, Strin
     Ok(crate::admission::Chain::new(chain))
 }
 
+/// What every request passes before a router sees it: authentication,
+/// REST authorization, and the audit log.
+struct Gatekeeper {
+    tokens: Arc<TokenAuthenticator>,
+    service_accounts: crate::auth::serviceaccount::Authenticator,
+    authorizer: Arc<crate::auth::rbac::RbacAuthorizer>,
+    audit: Option<crate::auth::audit::AuditLog>,
+}
+
 /// Serves REST and gRPC on one listener, split by content type (gRPC
 /// requests carry `content-type: application/grpc`).
 async fn serve(
@@ -221,8 +274,7 @@ async fn serve(
     acceptor: TlsAcceptor,
     rest: axum::Router,
     grpc: axum::Router,
-    tokens: Arc<TokenAuthenticator>,
-    authorizer: Arc<crate::auth::rbac::RbacAuthorizer>,
+    gatekeeper: Arc<Gatekeeper>,
 ) {
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -235,8 +287,7 @@ async fn serve(
         };
         let acceptor = acceptor.clone();
         let (rest, grpc) = (rest.clone(), grpc.clone());
-        let tokens = tokens.clone();
-        let authorizer = authorizer.clone();
+        let gatekeeper = gatekeeper.clone();
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
             let tls = match acceptor.accept(stream).await {
@@ -250,35 +301,13 @@ async fn serve(
             let cert = crate::auth::tls::peer_identity(tls.get_ref().1)
                 .map(|id| crate::auth::gate::cert_user(&id));
             let service =
-                hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-                    let grpc_request = is_grpc(&req);
-                    let refused = crate::auth::gate::admit(
-                        &tokens,
-                        &authorizer,
-                        cert.as_ref(),
-                        &mut req,
-                        grpc_request,
-                    )
-                    .err();
-                    let router = if grpc_request {
+                hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let router = if is_grpc(&req) {
                         grpc.clone()
                     } else {
                         rest.clone()
                     };
-                    let user = req
-                        .extensions()
-                        .get::<crate::auth::user::UserInfo>()
-                        .cloned()
-                        .unwrap_or_default();
-                    async move {
-                        match refused {
-                            Some(response) => Ok(*response),
-                            None => {
-                                let served = router.oneshot(req.map(axum::body::Body::new));
-                                crate::auth::user::REQUEST_USER.scope(user, served).await
-                            }
-                        }
-                    }
+                    serve_request(gatekeeper.clone(), cert.clone(), router, peer, req)
                 });
             if let Err(e) = auto::Builder::new(TokioExecutor::new())
                 .serve_connection_with_upgrades(TokioIo::new(tls), service)
@@ -288,6 +317,56 @@ async fn serve(
             }
         });
     }
+}
+
+/// One request: the gate, then the router as the request's user, then the
+/// audit line (at the response's headers: metadata only, never a body).
+async fn serve_request(
+    gatekeeper: Arc<Gatekeeper>,
+    cert: Option<crate::auth::user::UserInfo>,
+    router: axum::Router,
+    peer: SocketAddr,
+    mut req: http::Request<hyper::body::Incoming>,
+) -> Result<http::Response<axum::body::Body>, std::convert::Infallible> {
+    let received = chrono::Utc::now();
+    let grpc_request = is_grpc(&req);
+    let refused = crate::auth::gate::admit(
+        &gatekeeper.tokens,
+        Some(&gatekeeper.service_accounts),
+        &gatekeeper.authorizer,
+        cert.as_ref(),
+        &mut req,
+        grpc_request,
+    )
+    .await
+    .err();
+    let record = gatekeeper
+        .audit
+        .as_ref()
+        .map(|_| crate::auth::audit::RequestRecord::new(&req, peer, received, grpc_request));
+    let response = match refused {
+        Some(response) => *response,
+        None => {
+            let user = req
+                .extensions()
+                .get::<crate::auth::user::UserInfo>()
+                .cloned()
+                .unwrap_or_default();
+            let served = router.oneshot(req.map(axum::body::Body::new));
+            match crate::auth::user::REQUEST_USER.scope(user, served).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+    };
+    if let (Some(audit), Some(record)) = (&gatekeeper.audit, record) {
+        let grpc_status = response
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok());
+        audit.record(&record.event(response.status().as_u16(), grpc_status));
+    }
+    Ok(response)
 }
 
 fn is_grpc<B>(req: &http::Request<B>) -> bool {

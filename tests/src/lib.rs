@@ -61,6 +61,9 @@ pub struct Kerno {
     /// `127.0.0.1:PORT`.
     pub addr: String,
     cache_dir: tempfile::TempDir,
+    /// Where the kernel's stderr (its log) goes and at which `RUST_LOG`,
+    /// when not inherited.
+    log: Option<(PathBuf, String)>,
 }
 
 impl Kerno {
@@ -76,6 +79,29 @@ impl Kerno {
 
     /// A kernel over the given backend, with extra command-line flags.
     pub fn start_with(backend: Backend, extra_args: &[&str]) -> Result<Self> {
+        Self::start_inner(backend, extra_args, None)
+    }
+
+    /// A kernel with extra flags whose log (stderr) is appended to `log`
+    /// at `RUST_LOG=rust_log`, for tests that read what the kernel logs.
+    pub fn start_logged(
+        backend: Backend,
+        extra_args: &[&str],
+        log: &Path,
+        rust_log: &str,
+    ) -> Result<Self> {
+        Self::start_inner(
+            backend,
+            extra_args,
+            Some((log.to_path_buf(), rust_log.to_owned())),
+        )
+    }
+
+    fn start_inner(
+        backend: Backend,
+        extra_args: &[&str],
+        log: Option<(PathBuf, String)>,
+    ) -> Result<Self> {
         let data_dir = tempfile::tempdir()?;
         let cache_dir = tempfile::tempdir()?;
         let mut kerno = Self {
@@ -85,6 +111,7 @@ impl Kerno {
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             addr: String::new(),
             cache_dir,
+            log,
         };
         kerno.spawn("127.0.0.1:0")?;
         Ok(kerno)
@@ -108,13 +135,23 @@ impl Kerno {
             .arg(self.data_dir.path())
             .args(["--listen", listen]);
         cmd.args(&self.extra_args);
-        cmd.stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .stdin(Stdio::null());
-        cmd.env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-        );
+        cmd.stdout(Stdio::piped()).stdin(Stdio::null());
+        match &self.log {
+            Some((file, rust_log)) => {
+                let log = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(file)
+                    .with_context(|| format!("opening {}", file.display()))?;
+                cmd.stderr(log).env("RUST_LOG", rust_log);
+            }
+            None => {
+                cmd.stderr(Stdio::inherit()).env(
+                    "RUST_LOG",
+                    std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+                );
+            }
+        }
         let mut child = cmd.spawn().context("spawning kerno")?;
         let stdout = child.stdout.take().context("kerno stdout")?;
         let (tx, rx) = std::sync::mpsc::channel();

@@ -2,7 +2,10 @@
 
 mod e2e {
     pub mod admission;
+    pub mod admission_builtin;
     pub mod auth;
+    pub mod auth_audit;
+    pub mod auth_tokens;
     pub mod clients;
     pub mod cluster;
     pub mod controllers;

@@ -6,6 +6,10 @@
 
 pub mod builtin;
 pub mod dylib;
+pub mod limit_ranger;
+pub mod namespace_lifecycle;
+pub mod quantity;
+pub mod resource_quota;
 
 use std::sync::Arc;
 

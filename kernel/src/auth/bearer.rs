@@ -6,21 +6,37 @@
 
 use http::{HeaderValue, Response, StatusCode, header};
 
-use super::tokens::{TokenAuthenticator, TokenIdentity, bearer_token};
+use super::serviceaccount;
+use super::tokens::{TokenAuthenticator, TokenError, TokenIdentity, bearer_token};
 
 /// Checks the request's bearer token, if any, and records its identity as a
-/// [`TokenIdentity`] extension. `Err` is the response refusing the request:
-/// a Kubernetes `Status` with 401 for REST, `UNAUTHENTICATED` for gRPC.
-pub fn authenticate<B>(
+/// [`TokenIdentity`] extension. Tokens shaped like JWTs that no other means
+/// knows are checked as ServiceAccount tokens by `service_accounts`.
+/// `Err` is the response refusing the request: a Kubernetes `Status` with
+/// 401 for REST, `UNAUTHENTICATED` for gRPC.
+pub async fn authenticate<B>(
     tokens: &TokenAuthenticator,
+    service_accounts: Option<&serviceaccount::Authenticator>,
     req: &mut http::Request<B>,
     grpc: bool,
 ) -> Result<(), Box<Response<axum::body::Body>>> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(());
     };
-    let result = match value.to_str().ok().and_then(bearer_token) {
-        Some(token) => tokens.authenticate(token).map_err(|e| e.to_string()),
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(bearer_token)
+        .map(str::to_owned);
+    let result = match token {
+        Some(token) => match (tokens.authenticate(&token), service_accounts) {
+            (Err(TokenError::Unknown), Some(sa)) if serviceaccount::looks_like_jwt(&token) => sa
+                .authenticate(&token)
+                .await
+                .map(TokenIdentity::User)
+                .map_err(|e| e.to_string()),
+            (result, _) => result.map_err(|e| e.to_string()),
+        },
         // Other schemes (Basic) are not supported: refuse rather than ignore.
         None => Err("unsupported authorization scheme; use a bearer token".to_owned()),
     };
@@ -76,25 +92,25 @@ mod tests {
         b.body(()).unwrap_or_default()
     }
 
-    #[test]
-    fn valid_tokens_pass_with_identity_and_others_are_refused() {
+    #[tokio::test]
+    async fn valid_tokens_pass_with_identity_and_others_are_refused() {
         let tokens = TokenAuthenticator::new(Vec::new());
         let token = tokens.issue_plugin_token("a");
         let mut ok = request(Some(&format!("Bearer {token}")));
-        assert!(authenticate(&tokens, &mut ok, false).is_ok());
+        assert!(authenticate(&tokens, None, &mut ok, false).await.is_ok());
         assert_eq!(
             ok.extensions().get::<TokenIdentity>(),
             Some(&TokenIdentity::Plugin("a".into()))
         );
         let mut none = request(None);
-        assert!(authenticate(&tokens, &mut none, false).is_ok());
+        assert!(authenticate(&tokens, None, &mut none, false).await.is_ok());
         assert!(none.extensions().get::<TokenIdentity>().is_none());
-        let rest = authenticate(&tokens, &mut request(Some("Bearer nope")), false);
+        let rest = authenticate(&tokens, None, &mut request(Some("Bearer nope")), false).await;
         assert_eq!(
             rest.err().map(|r| r.status()),
             Some(StatusCode::UNAUTHORIZED)
         );
-        let grpc = authenticate(&tokens, &mut request(Some("Bearer nope")), true);
+        let grpc = authenticate(&tokens, None, &mut request(Some("Bearer nope")), true).await;
         let grpc_status = grpc
             .err()
             .and_then(|r| r.headers().get("grpc-status").cloned());

@@ -11,6 +11,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use super::bearer;
 use super::rbac::RbacAuthorizer;
 use super::rbac::review::{forbidden, request_attributes};
+use super::serviceaccount;
 use super::tls::CertIdentity;
 use super::tokens::{TokenAuthenticator, TokenIdentity};
 use super::user::UserInfo;
@@ -32,6 +33,7 @@ pub fn token_user(identity: &TokenIdentity) -> UserInfo {
     let group = match identity {
         TokenIdentity::Plugin(_) => PLUGINS_GROUP,
         TokenIdentity::Bootstrap(_) => BOOTSTRAPPERS_GROUP,
+        TokenIdentity::User(user) => return user.clone(),
     };
     UserInfo::new(identity.user(), [group.to_owned()])
 }
@@ -41,16 +43,31 @@ pub fn cert_user(identity: &CertIdentity) -> UserInfo {
     UserInfo::new(identity.user.clone(), identity.groups.iter().cloned())
 }
 
+/// The authorization decision on a request, recorded as a request extension
+/// for the audit log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// RBAC allowed the request (or it is public).
+    Allow,
+    /// RBAC refused it, with Kubernetes' message.
+    Forbid(String),
+    /// Authorized later, per call (gRPC).
+    PerCall,
+}
+
 /// Authenticates `req` and, for REST, authorizes it. On success the request
 /// carries a [`UserInfo`] extension; `Err` is the refusal to send instead.
-pub fn admit<B>(
+/// Either way, once authenticated the request carries the [`UserInfo`] and
+/// a [`Decision`] extension (for the audit log).
+pub async fn admit<B>(
     tokens: &TokenAuthenticator,
+    service_accounts: Option<&serviceaccount::Authenticator>,
     authorizer: &RbacAuthorizer,
     cert: Option<&UserInfo>,
     req: &mut http::Request<B>,
     grpc: bool,
 ) -> Result<(), Box<Response<axum::body::Body>>> {
-    bearer::authenticate(tokens, req, grpc)?;
+    bearer::authenticate(tokens, service_accounts, req, grpc).await?;
     let token_user = req.extensions().get::<TokenIdentity>().map(token_user);
     let public = PUBLIC_PATHS.contains(&req.uri().path());
     let user = match (token_user, cert) {
@@ -69,6 +86,12 @@ pub fn admit<B>(
             }));
         }
     };
+    req.extensions_mut().insert(user.clone());
+    req.extensions_mut().insert(if grpc {
+        Decision::PerCall
+    } else {
+        Decision::Allow
+    });
     if !grpc && !public {
         let path = req.uri().path().to_owned();
         let query = req.uri().query().unwrap_or_default().to_owned();
@@ -77,6 +100,8 @@ pub fn admit<B>(
         if !authorizer.authorize(&user, &attrs).allowed() {
             let message = forbidden(&user, &attrs).to_string();
             tracing::debug!(user = %user.name, %message, "forbidden");
+            req.extensions_mut()
+                .insert(Decision::Forbid(message.clone()));
             return Err(Box::new(status_response(
                 StatusCode::FORBIDDEN,
                 "Forbidden",
@@ -84,7 +109,6 @@ pub fn admit<B>(
             )));
         }
     }
-    req.extensions_mut().insert(user);
     Ok(())
 }
 

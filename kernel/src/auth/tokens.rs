@@ -19,6 +19,8 @@ pub enum TokenIdentity {
     Plugin(String),
     /// The holder of a bootstrap token, by the token's id.
     Bootstrap(String),
+    /// A user of the static token file, or a ServiceAccount (its JWT).
+    User(super::user::UserInfo),
 }
 
 impl TokenIdentity {
@@ -27,6 +29,7 @@ impl TokenIdentity {
         match self {
             TokenIdentity::Plugin(name) => format!("system:plugin:{name}"),
             TokenIdentity::Bootstrap(id) => format!("system:bootstrap:{id}"),
+            TokenIdentity::User(user) => user.name.clone(),
         }
     }
 }
@@ -106,6 +109,8 @@ pub struct TokenAuthenticator {
     /// Token → plugin name; replaced each time a plugin is (re)started.
     plugin_tokens: RwLock<HashMap<String, String>>,
     bootstrap: Vec<BootstrapToken>,
+    /// Token → user, from the static token file.
+    static_tokens: HashMap<String, super::user::UserInfo>,
 }
 
 impl TokenAuthenticator {
@@ -114,7 +119,17 @@ impl TokenAuthenticator {
         Self {
             plugin_tokens: RwLock::default(),
             bootstrap,
+            static_tokens: HashMap::new(),
         }
+    }
+
+    /// Also accepts the tokens of a static token file.
+    pub fn with_static_tokens(
+        mut self,
+        tokens: HashMap<String, super::token_file::StaticUser>,
+    ) -> Self {
+        self.static_tokens = tokens.into_iter().map(|(t, u)| (t, u.user)).collect();
+        self
     }
 
     /// Issues a fresh random token for plugin `name`, revoking its previous
@@ -149,6 +164,9 @@ impl TokenAuthenticator {
             .get(token)
         {
             return Ok(TokenIdentity::Plugin(name.clone()));
+        }
+        if let Some(user) = self.static_tokens.get(token) {
+            return Ok(TokenIdentity::User(user.clone()));
         }
         let Some((id, secret)) = token.split_once('.') else {
             return Err(TokenError::Unknown);
@@ -235,6 +253,19 @@ mod tests {
         ] {
             assert!(bad.parse::<BootstrapToken>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn static_tokens_stand_for_their_file_users() {
+        let users = crate::auth::token_file::parse("s3cret,alice,1001,\"dev,ops\"\n")
+            .unwrap_or_else(|(line, e)| panic!("line {line}: {e}"));
+        let auth = TokenAuthenticator::new(Vec::new()).with_static_tokens(users);
+        let Ok(TokenIdentity::User(alice)) = auth.authenticate("s3cret") else {
+            panic!("the static token is refused")
+        };
+        assert_eq!(alice.name, "alice");
+        assert!(alice.in_group("dev") && alice.in_group("ops"));
+        assert_eq!(auth.authenticate("s3cre"), Err(TokenError::Unknown));
     }
 
     #[test]

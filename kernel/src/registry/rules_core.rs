@@ -152,6 +152,24 @@ pub fn configmap(obj: &Value, _old: Option<&Value>) -> Vec<FieldError> {
 pub fn secret(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let mut errs = validate_keys(obj, "data", None);
     errs.extend(validate_keys(obj, "stringData", None));
+    // A patch can put anything in `data`; the value never goes in the message.
+    if let Some(data) = obj.get("data").and_then(Value::as_object) {
+        use base64::Engine as _;
+        for (k, v) in data {
+            let decodes = v
+                .as_str()
+                .is_some_and(|v| base64::engine::general_purpose::STANDARD.decode(v).is_ok());
+            if !decodes {
+                errs.push(FieldError {
+                    reason: "FieldValueInvalid",
+                    field: format!("data[{k}]"),
+                    message: format!(
+                        "data[{k}]: Invalid value: \"<secret data>\": must be base64-encoded"
+                    ),
+                });
+            }
+        }
+    }
     let ty = s(obj, "type");
     let has = |k: &str| {
         obj.pointer(&format!("/data/{k}")).is_some()
@@ -187,6 +205,18 @@ mod tests {
 
     fn msgs(errs: &[FieldError]) -> Vec<&str> {
         errs.iter().map(|e| e.message.as_str()).collect()
+    }
+
+    #[test]
+    fn secret_data_must_be_base64_and_the_value_stays_out_of_the_message() {
+        let good = json!({"data": {"k": "dmFsdWU="}});
+        assert!(secret(&good, None).is_empty());
+        let bad = json!({"data": {"k": "top-secret!"}});
+        let errs = secret(&bad, None);
+        assert_eq!(
+            msgs(&errs),
+            ["data[k]: Invalid value: \"<secret data>\": must be base64-encoded"]
+        );
     }
 
     #[test]

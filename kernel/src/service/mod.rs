@@ -9,6 +9,7 @@ mod crd;
 pub mod meta;
 mod priority;
 mod subresources;
+pub mod token_request;
 pub mod write;
 
 use std::collections::HashMap;
@@ -176,6 +177,8 @@ pub struct Service {
     cache_config: watch::CacheConfig,
     /// Run on creates and updates before validation (empty until set).
     admission: std::sync::RwLock<Arc<crate::admission::Chain>>,
+    /// Signs ServiceAccount tokens for the TokenRequest API (set at start).
+    token_signer: std::sync::OnceLock<Arc<crate::auth::serviceaccount::TokenSigner>>,
 }
 
 /// How long a consistent read waits for the watch cache to catch up.
@@ -195,6 +198,7 @@ impl Service {
             caches: tokio::sync::Mutex::new(HashMap::new()),
             cache_config,
             admission: std::sync::RwLock::new(Arc::new(crate::admission::Chain::default())),
+            token_signer: std::sync::OnceLock::new(),
         });
         service.load_crds().await?;
         service.start_caches().await?;

@@ -56,6 +56,12 @@ impl Service {
         if chain.is_empty() {
             return Ok(obj);
         }
+        // On delete the object is null: the name is the stored object's.
+        let name = [meta::name(&obj), meta::name(&old)]
+            .into_iter()
+            .find(|n| !n.is_empty())
+            .unwrap_or_default()
+            .to_owned();
         let request = crate::admission::AdmissionRequest {
             operation: operation.to_owned(),
             group: t.rt.group.clone(),
@@ -63,7 +69,7 @@ impl Service {
             kind: t.rt.kind.clone(),
             resource: t.rt.plural.clone(),
             namespace: t.namespace.clone().unwrap_or_default(),
-            name: meta::name(&obj).to_owned(),
+            name,
             object: obj,
             old_object: old,
             user: crate::auth::user::current_user_name(),
@@ -567,14 +573,10 @@ impl Service {
                     )));
                 }
             }
-            if rt.kind == "Namespace"
-                && rt.group.is_empty()
-                && is_builtin_namespace(meta::name(&current))
-            {
-                return Err(ApiError::Forbidden(format!(
-                    "namespaces \"{}\" is forbidden: this namespace may not be deleted",
-                    meta::name(&current)
-                )));
+            if meta::meta_str(&current, "deletionTimestamp").is_none() {
+                // Deletes pass the chain once, when they are asked for.
+                self.admit("DELETE", t, Value::Null, current.clone(), opts.dry_run)
+                    .await?;
             }
             let grace = grace_period(&rt, &current, opts);
             let already_deleting = meta::meta_str(&current, "deletionTimestamp").is_some();
@@ -965,10 +967,6 @@ fn add_unique(list: &mut Vec<String>, item: &str) {
     if !list.iter().any(|f| f == item) {
         list.push(item.to_owned());
     }
-}
-
-fn is_builtin_namespace(name: &str) -> bool {
-    matches!(name, "default" | "kube-system" | "kube-public")
 }
 
 /// Pods bound to a node get a graceful deletion that their kubelet finishes;

@@ -131,6 +131,13 @@ async fn dispatch(
             let result = service.bind_pod(&target, &binding, &write_opts).await?;
             Ok(written(StatusCode::CREATED, result))
         }
+        (Method::POST, true, Some("token"))
+            if rt.kind == "ServiceAccount" && rt.group.is_empty() =>
+        {
+            let request = parse_object(&headers, &body)?;
+            let answer = service.create_token(&target, request).await?;
+            Ok(json_response(StatusCode::CREATED, &answer))
+        }
         (Method::PUT, true, None | Some("status")) => {
             let part = if sub == Some("status") {
                 status_part(&rt)?
