@@ -1,0 +1,1 @@
+//! The proxy datapath end to end (below).
