@@ -140,3 +140,4 @@ fn rendering_is_deterministic() {
     }
     assert_eq!(render(&state, &RenderOptions::default()), render(&state.clone(), &RenderOptions::default()));
 }
+
