@@ -265,7 +265,12 @@ fn slice_name(service: &str, ports: &[ResolvedPort], chunk: usize) -> String {
 /// Kubernetes, so consumers see that it has no endpoints. Empty when unmanaged.
 pub fn desired_slices(service: &Service, pods: &[Arc<Pod>]) -> BTreeMap<String, EndpointSlice> {
     let mut slices = BTreeMap::new();
-    let Some(name) = service.metadata.name.clone().filter(|_| is_managed(service)) else {
+    let Some(name) = service
+        .metadata
+        .name
+        .clone()
+        .filter(|_| is_managed(service))
+    else {
         return slices;
     };
     let mut labels = copied_labels(service);

@@ -105,7 +105,11 @@ pub async fn controller(client: KernelClient, workers: usize) {
     let slice_queue = queue.clone();
     let slice_informer = Informer::builder(
         slices,
-        ListParams::default().labels(format!("{}={}", desired::MANAGED_BY_LABEL, desired::MANAGED_BY)),
+        ListParams::default().labels(format!(
+            "{}={}",
+            desired::MANAGED_BY_LABEL,
+            desired::MANAGED_BY
+        )),
     )
     .handler(move |change| on_slice_change(change, &slice_queue))
     .spawn();
@@ -131,7 +135,11 @@ fn enqueue_selecting(pod: &Pod, queue: &WorkQueue<ObjectKey>, services: &Store<S
 }
 
 /// Pod informer handler: the Services selecting the pod before or after.
-fn on_pod_change(change: &Notification<Pod>, queue: &WorkQueue<ObjectKey>, services: &Store<Service>) {
+fn on_pod_change(
+    change: &Notification<Pod>,
+    queue: &WorkQueue<ObjectKey>,
+    services: &Store<Service>,
+) {
     match change {
         Notification::Added(pod) | Notification::Deleted(pod) => {
             enqueue_selecting(pod, queue, services);
@@ -153,6 +161,9 @@ fn on_slice_change(change: &Notification<EndpointSlice>, queue: &WorkQueue<Objec
         .as_ref()
         .and_then(|l| l.get(desired::SERVICE_NAME_LABEL));
     if let Some(service) = service {
-        queue.add(ObjectKey::new(slice.metadata.namespace.as_deref(), service.clone()));
+        queue.add(ObjectKey::new(
+            slice.metadata.namespace.as_deref(),
+            service.clone(),
+        ));
     }
 }

@@ -91,7 +91,10 @@ async fn sync_slices(
     let api: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), namespace);
     // A list, not the cache: the slices written a moment ago must be seen.
     let selector = format!("{SERVICE_NAME_LABEL}={name},{MANAGED_BY_LABEL}={MANAGED_BY}");
-    let existing = api.list(&ListParams::default().labels(selector)).await?.items;
+    let existing = api
+        .list(&ListParams::default().labels(selector))
+        .await?
+        .items;
     let mut want = desired::desired_slices(service, pods);
     for have in existing {
         let have_name = have.metadata.name.clone().unwrap_or_default();
@@ -101,7 +104,9 @@ async fn sync_slices(
                 slice.metadata.resource_version = have.metadata.resource_version.clone();
                 settled(api.replace(&have_name, &post_params(), &slice).await)?;
             }
-            None if is_controlled_by(&have.metadata, uid) || have.metadata.owner_references.is_none() => {
+            None if is_controlled_by(&have.metadata, uid)
+                || have.metadata.owner_references.is_none() =>
+            {
                 deleted(api.delete(&have_name, &DeleteParams::default()).await)?;
             }
             None => {}

@@ -121,7 +121,11 @@ impl<R: NftRunner> Datapath for NftDatapath<R> {
         // Forget the last script first: after a failure the next sync applies again.
         self.applied = None;
         self.runner.apply(&script).await?;
-        tracing::debug!(services = state.len(), bytes = script.len(), "nftables ruleset replaced");
+        tracing::debug!(
+            services = state.len(),
+            bytes = script.len(),
+            "nftables ruleset replaced"
+        );
         self.applied = Some(script);
         Ok(())
     }

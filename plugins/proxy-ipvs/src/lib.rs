@@ -83,7 +83,8 @@ pub fn ip_vs_available() -> bool {
 
 /// The plugin's work: watch, and sync the datapath until stopped.
 pub async fn run(ctx: PluginContext) -> anyhow::Result<()> {
-    let config: ProxyConfig = serde_json::from_value(ctx.config.clone()).map_err(ConfigError::from)?;
+    let config: ProxyConfig =
+        serde_json::from_value(ctx.config.clone()).map_err(ConfigError::from)?;
     let cluster_cidr = match &config.cluster_cidr {
         Some(text) => Some(parse_cidr(text).ok_or_else(|| ConfigError::Cidr(text.clone()))?),
         None => None,
@@ -93,7 +94,8 @@ pub async fn run(ctx: PluginContext) -> anyhow::Result<()> {
     }
     let (name, reason) = datapath::choose(ip_vs_available(), config.datapath.as_deref());
     tracing::info!(datapath = name, reason = %reason, "datapath chosen");
-    ctx.health.set_serving(format!("{reason}; waiting for caches"));
+    ctx.health
+        .set_serving(format!("{reason}; waiting for caches"));
     let dp = datapath::NftDatapath::new(
         datapath::NftCommand {
             netns: config.netns.clone(),

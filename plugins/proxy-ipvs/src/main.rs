@@ -3,12 +3,12 @@
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _telemetry = kerno_sdk::telemetry::init("kerno-proxy-ipvs")?;
-    let (datapath, _reason) = kerno_proxy_ipvs::datapath::choose(
-        kerno_proxy_ipvs::ip_vs_available(),
-        None,
-    );
+    // The Plugin object's capabilities say which datapath serves and why.
+    let (datapath, reason) =
+        kerno_proxy_ipvs::datapath::choose(kerno_proxy_ipvs::ip_vs_available(), None);
     kerno_sdk::plugin::PluginBuilder::new("proxy", env!("CARGO_PKG_VERSION"))
         .capability(format!("datapath={datapath}"))
+        .capability(format!("datapath-reason={reason}"))
         .run(kerno_proxy_ipvs::run)
         .await?;
     Ok(())

@@ -253,12 +253,18 @@ mod tests {
 
     fn service(spec: serde_json::Value) -> Arc<Service> {
         Arc::new(
-            serde_json::from_value(json!({"metadata": {"name": "web", "namespace": "default"}, "spec": spec}))
-                .expect("service"),
+            serde_json::from_value(
+                json!({"metadata": {"name": "web", "namespace": "default"}, "spec": spec}),
+            )
+            .expect("service"),
         )
     }
 
-    fn slice(service: &str, endpoints: serde_json::Value, ports: serde_json::Value) -> Arc<EndpointSlice> {
+    fn slice(
+        service: &str,
+        endpoints: serde_json::Value,
+        ports: serde_json::Value,
+    ) -> Arc<EndpointSlice> {
         Arc::new(
             serde_json::from_value(json!({
                 "metadata": {"name": format!("{service}-x"), "namespace": "default",
@@ -271,9 +277,11 @@ mod tests {
 
     #[test]
     fn ready_endpoints_of_the_matching_port_become_backends() {
-        let services = [service(json!({"clusterIP": "10.96.0.10", "type": "NodePort",
+        let services = [service(
+            json!({"clusterIP": "10.96.0.10", "type": "NodePort",
             "sessionAffinity": "ClientIP",
-            "ports": [{"name": "http", "port": 80, "nodePort": 30080}, {"name": "dns", "port": 53, "protocol": "UDP"}]}))];
+            "ports": [{"name": "http", "port": 80, "nodePort": 30080}, {"name": "dns", "port": 53, "protocol": "UDP"}]}),
+        )];
         let slices = [slice(
             "web",
             json!([
@@ -283,7 +291,13 @@ mod tests {
             ]),
             json!([{"name": "http", "port": 8080, "protocol": "TCP"}]),
         )];
-        let state = build(&services, &slices, &NodeInfo { name: Some("n1".into()) });
+        let state = build(
+            &services,
+            &slices,
+            &NodeInfo {
+                name: Some("n1".into()),
+            },
+        );
         assert_eq!(state.len(), 2);
         let http = state
             .iter()
@@ -292,12 +306,23 @@ mod tests {
             .expect("http");
         assert_eq!(http.node_port, Some(30080));
         assert_eq!(http.affinity_seconds, Some(10_800));
-        let backends: Vec<_> = http.backends.iter().map(|b| (b.ip.to_string(), b.port, b.local)).collect();
+        let backends: Vec<_> = http
+            .backends
+            .iter()
+            .map(|b| (b.ip.to_string(), b.port, b.local))
+            .collect();
         assert_eq!(
             backends,
-            [("10.0.0.2".to_owned(), 8080, true), ("10.0.0.4".to_owned(), 8080, false)]
+            [
+                ("10.0.0.2".to_owned(), 8080, true),
+                ("10.0.0.4".to_owned(), 8080, false)
+            ]
         );
-        let dns = state.iter().find(|(k, _)| k.port == "dns").map(|(_, v)| v).expect("dns");
+        let dns = state
+            .iter()
+            .find(|(k, _)| k.port == "dns")
+            .map(|(_, v)| v)
+            .expect("dns");
         assert!(dns.backends.is_empty(), "the slice has no UDP port");
     }
 
@@ -308,8 +333,14 @@ mod tests {
             service(json!({"type": "ExternalName", "externalName": "x.org"})),
         ];
         assert!(build(&services, &[], &NodeInfo::default()).is_empty());
-        let plain = [service(json!({"clusterIP": "10.96.0.1", "ports": [{"port": 80, "nodePort": 30001}]}))];
+        let plain = [service(
+            json!({"clusterIP": "10.96.0.1", "ports": [{"port": 80, "nodePort": 30001}]}),
+        )];
         let state = build(&plain, &[], &NodeInfo::default());
-        assert_eq!(state.values().next().and_then(|s| s.node_port), None, "ClusterIP type has no NodePort");
+        assert_eq!(
+            state.values().next().and_then(|s| s.node_port),
+            None,
+            "ClusterIP type has no NodePort"
+        );
     }
 }

@@ -79,7 +79,11 @@ fn pick(chains: &[String]) -> String {
                 .enumerate()
                 .map(|(i, c)| format!("{i} : goto {c}"))
                 .collect();
-            format!("numgen random mod {} vmap {{ {} }}", many.len(), arms.join(", "))
+            format!(
+                "numgen random mod {} vmap {{ {} }}",
+                many.len(),
+                arms.join(", ")
+            )
         }
     }
 }
@@ -120,10 +124,7 @@ pub fn render(state: &ProxyState, options: &RenderOptions) -> String {
         for b in &svc.backends {
             let suffix = endpoint_suffix(name, svc, b);
             let ep_chain = format!("ep-{suffix}");
-            let mut body = format!(
-                "\t\tip saddr {} jump mark-for-masquerade\n",
-                b.ip
-            );
+            let mut body = format!("\t\tip saddr {} jump mark-for-masquerade\n", b.ip);
             if let Some(timeout) = svc.affinity_seconds {
                 let set = format!("affinity-{suffix}");
                 let _ = writeln!(
@@ -172,7 +173,11 @@ pub fn render(state: &ProxyState, options: &RenderOptions) -> String {
     let map = |out: &mut String, name: &str, key: &str, elements: &[String]| {
         let _ = writeln!(out, "\tmap {name} {{\n\t\ttype {key} : verdict");
         if !elements.is_empty() {
-            let _ = writeln!(out, "\t\telements = {{ {} }}", elements.join(",\n\t\t\t     "));
+            let _ = writeln!(
+                out,
+                "\t\telements = {{ {} }}",
+                elements.join(",\n\t\t\t     ")
+            );
         }
         let _ = writeln!(out, "\t}}");
     };
@@ -192,7 +197,12 @@ pub fn render(state: &ProxyState, options: &RenderOptions) -> String {
     map(&mut out, "service-ips", ip_key, &service_ips);
     map(&mut out, "service-nodeports", port_key, &service_node_ports);
     map(&mut out, "no-endpoint-services", ip_key, &no_endpoint_ips);
-    map(&mut out, "no-endpoint-nodeports", port_key, &no_endpoint_node_ports);
+    map(
+        &mut out,
+        "no-endpoint-nodeports",
+        port_key,
+        &no_endpoint_node_ports,
+    );
     out.push_str(concat!(
         "\tchain services {\n",
         "\t\tip daddr . meta l4proto . th dport vmap @service-ips\n",

@@ -39,18 +39,34 @@ fn lines(script: &str) -> Vec<&str> {
 #[test]
 fn an_empty_state_removes_the_table() {
     let script = render(&ProxyState::new(), &RenderOptions::default());
-    assert_eq!(script, "add table ip kerno-proxy\ndelete table ip kerno-proxy\n");
+    assert_eq!(
+        script,
+        "add table ip kerno-proxy\ndelete table ip kerno-proxy\n"
+    );
 }
 
 #[test]
 fn a_cluster_ip_spreads_over_its_endpoints_with_numgen() {
     let mut state = ProxyState::new();
-    state.insert(port_name("web", Protocol::Tcp), web(&[backend(2, false), backend(3, false)]));
+    state.insert(
+        port_name("web", Protocol::Tcp),
+        web(&[backend(2, false), backend(3, false)]),
+    );
     let script = render(&state, &RenderOptions::default());
     let l = lines(&script);
     // Replace atomically: create-if-missing, delete, recreate, in one transaction.
-    assert_eq!(&l[..3], ["add table ip kerno-proxy", "delete table ip kerno-proxy", "table ip kerno-proxy {"]);
-    assert!(l.contains(&"elements = { 10.96.0.10 . tcp . 80 : goto svc-default/web/tcp/80 }"), "{script}");
+    assert_eq!(
+        &l[..3],
+        [
+            "add table ip kerno-proxy",
+            "delete table ip kerno-proxy",
+            "table ip kerno-proxy {"
+        ]
+    );
+    assert!(
+        l.contains(&"elements = { 10.96.0.10 . tcp . 80 : goto svc-default/web/tcp/80 }"),
+        "{script}"
+    );
     assert!(
         l.contains(&"numgen random mod 2 vmap { 0 : goto ep-default/web/tcp/80/10.244.0.2/8080, 1 : goto ep-default/web/tcp/80/10.244.0.3/8080 }"),
         "{script}"
@@ -70,8 +86,14 @@ fn services_without_endpoints_are_rejected_not_dnatted() {
     state.insert(port_name("empty", Protocol::Tcp), empty);
     let script = render(&state, &RenderOptions::default());
     let l = lines(&script);
-    assert!(l.contains(&"elements = { 10.96.0.10 . tcp . 80 : goto reject-chain }"), "{script}");
-    assert!(l.contains(&"elements = { tcp . 30080 : goto reject-chain }"), "{script}");
+    assert!(
+        l.contains(&"elements = { 10.96.0.10 . tcp . 80 : goto reject-chain }"),
+        "{script}"
+    );
+    assert!(
+        l.contains(&"elements = { tcp . 30080 : goto reject-chain }"),
+        "{script}"
+    );
     assert!(!script.contains("svc-default/empty"), "{script}");
     assert!(l.contains(&"meta l4proto tcp reject with tcp reset"));
 }
@@ -114,9 +136,13 @@ fn client_ip_affinity_pins_through_per_endpoint_timeout_sets() {
     )));
     let l = lines(&script);
     assert!(l.contains(&format!("update @{set} {{ ip saddr }}").as_str()));
-    assert!(l.contains(&format!("ip saddr @{set} goto ep-default/sticky/tcp/80/10.244.0.2/8080").as_str()));
+    assert!(l.contains(
+        &format!("ip saddr @{set} goto ep-default/sticky/tcp/80/10.244.0.2/8080").as_str()
+    ));
     // Pins are checked before the random pick.
-    let pin = script.find(&format!("ip saddr @{set} goto")).unwrap_or(usize::MAX);
+    let pin = script
+        .find(&format!("ip saddr @{set} goto"))
+        .unwrap_or(usize::MAX);
     let pick = script.find("numgen random").unwrap_or(0);
     assert!(pin < pick);
 }
@@ -129,15 +155,23 @@ fn cluster_cidr_masquerades_traffic_from_outside_the_pod_network() {
         cluster_cidr: Some((Ipv4Addr::new(10, 244, 0, 0), 16)),
     };
     let script = render(&state, &options);
-    assert!(lines(&script).contains(&"ip daddr 10.96.0.10 ip saddr != 10.244.0.0/16 jump mark-for-masquerade"));
+    assert!(
+        lines(&script)
+            .contains(&"ip daddr 10.96.0.10 ip saddr != 10.244.0.0/16 jump mark-for-masquerade")
+    );
 }
 
 #[test]
 fn rendering_is_deterministic() {
     let mut state = ProxyState::new();
     for name in ["b", "a", "c"] {
-        state.insert(port_name(name, Protocol::Tcp), web(&[backend(3, false), backend(2, false)]));
+        state.insert(
+            port_name(name, Protocol::Tcp),
+            web(&[backend(3, false), backend(2, false)]),
+        );
     }
-    assert_eq!(render(&state, &RenderOptions::default()), render(&state.clone(), &RenderOptions::default()));
+    assert_eq!(
+        render(&state, &RenderOptions::default()),
+        render(&state.clone(), &RenderOptions::default())
+    );
 }
-

@@ -55,7 +55,11 @@ pub async fn run<D: Datapath>(
         if !retrying && changes.changed().await.is_err() {
             return;
         }
-        let wait = if retrying { pacing.retry } else { pacing.coalesce };
+        let wait = if retrying {
+            pacing.retry
+        } else {
+            pacing.coalesce
+        };
         tokio::time::sleep(wait).await;
         // Everything that changed until now is in this snapshot.
         changes.borrow_and_update();
@@ -88,8 +92,8 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
-    use crate::datapath::fake::{FakeDatapath, RecordingRunner};
     use crate::datapath::NftDatapath;
+    use crate::datapath::fake::{FakeDatapath, RecordingRunner};
     use crate::model::{Protocol, ServicePortName, ServicePortState};
     use crate::nft::RenderOptions;
 
@@ -174,7 +178,11 @@ mod tests {
         assert!(scripts.lock().expect("scripts").is_empty());
         fail.store(false, std::sync::atomic::Ordering::SeqCst);
         tokio::time::sleep(Duration::from_secs(2)).await;
-        assert_eq!(scripts.lock().expect("scripts").len(), 1, "retried and applied");
+        assert_eq!(
+            scripts.lock().expect("scripts").len(),
+            1,
+            "retried and applied"
+        );
         let outcomes = outcomes.lock().expect("outcomes").clone();
         assert!(matches!(outcomes.first(), Some(Outcome::Failed(_))));
         assert_eq!(outcomes.last(), Some(&Outcome::Synced { services: 1 }));

@@ -30,8 +30,12 @@ fn cluster() -> (Kerno, Vec<PluginProcess>) {
             .expect("cargo build -p kerno-scheduler-default"),
     );
     plugins.push(
-        k.spawn_plugin("kerno-controller-endpoints", "controller-endpoints", json!({}))
-            .expect("cargo build -p kerno-controller-endpoints"),
+        k.spawn_plugin(
+            "kerno-controller-endpoints",
+            "controller-endpoints",
+            json!({}),
+        )
+        .expect("cargo build -p kerno-controller-endpoints"),
     );
     (k, plugins)
 }
@@ -118,41 +122,71 @@ fn endpoints_follow_selected_pods_readiness_and_named_ports() {
     let (k, _plugins) = cluster();
     apply(&k, &web_pod("web-1", 8080));
     apply(&k, &web_pod("web-2", 8080));
-    apply(&k, &json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "db", "namespace": "default", "labels": {"app": "db"}},
-        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
-    }));
-    apply(&k, &json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "web", "namespace": "default"},
-        "spec": {"selector": {"app": "web"}, "clusterIP": "10.96.0.10",
-            "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
-    }));
+    apply(
+        &k,
+        &json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "db", "namespace": "default", "labels": {"app": "db"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+        }),
+    );
+    apply(
+        &k,
+        &json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"selector": {"app": "web"}, "clusterIP": "10.96.0.10",
+                "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+        }),
+    );
     let ip1 = pod_ip(&k, "web-1");
     let ip2 = pod_ip(&k, "web-2");
     let mut both = vec![ip1.clone(), ip2.clone()];
     both.sort();
     let want = (both.clone(), Vec::new(), vec![8080]);
     let got = eventually(PATIENCE, || endpoints_of(&k, "web").filter(|e| *e == want));
-    assert_eq!(got, Some(want.clone()), "Endpoints of both ready pods, named port resolved");
+    assert_eq!(
+        got,
+        Some(want.clone()),
+        "Endpoints of both ready pods, named port resolved"
+    );
     let want_slice: Vec<(String, bool)> = both.iter().map(|ip| (ip.clone(), true)).collect();
-    let got = eventually(PATIENCE, || slice_endpoints(&k, "web").filter(|s| *s == want_slice));
+    let got = eventually(PATIENCE, || {
+        slice_endpoints(&k, "web").filter(|s| *s == want_slice)
+    });
     assert_eq!(got, Some(want_slice), "the EndpointSlice lists both, ready");
 
     // kubectl's own view of both kinds.
     let table = k.kubectl_ok(&["get", "endpoints,endpointslices"]);
     assert!(table.contains(&ip1) && table.contains("8080"), "{table}");
-    let slice = get_json(&k, &["get", "endpointslices", "-l", "kubernetes.io/service-name=web", "-o", "json"])
-        .expect("slices");
+    let slice = get_json(
+        &k,
+        &[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=web",
+            "-o",
+            "json",
+        ],
+    )
+    .expect("slices");
     let item = &slice["items"][0];
-    assert_eq!(item["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"], "endpointslice-controller.k8s.io");
+    assert_eq!(
+        item["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"],
+        "endpointslice-controller.k8s.io"
+    );
     assert_eq!(item["metadata"]["ownerReferences"][0]["kind"], "Service");
     assert_eq!(item["addressType"], "IPv4");
 
     // Readiness lost: the pod moves to notReadyAddresses / ready: false.
     k.kubectl_ok(&[
-        "patch", "pod", "web-2", "--subresource=status", "--type=merge", "-p",
+        "patch",
+        "pod",
+        "web-2",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
         r#"{"status":{"conditions":[{"type":"Ready","status":"False"}]}}"#,
     ]);
     let want = (vec![ip1.clone()], vec![ip2.clone()], vec![8080]);
@@ -160,7 +194,9 @@ fn endpoints_follow_selected_pods_readiness_and_named_ports() {
     assert_eq!(got, Some(want), "a not-ready pod is kept apart");
     let mut want_slice = vec![(ip1.clone(), true), (ip2.clone(), false)];
     want_slice.sort();
-    let got = eventually(PATIENCE, || slice_endpoints(&k, "web").filter(|s| *s == want_slice));
+    let got = eventually(PATIENCE, || {
+        slice_endpoints(&k, "web").filter(|s| *s == want_slice)
+    });
     assert_eq!(got, Some(want_slice));
 
     // A pod going away leaves the endpoints.
@@ -170,7 +206,12 @@ fn endpoints_follow_selected_pods_readiness_and_named_ports() {
     assert_eq!(got, Some(want), "deleted pod removed");
 
     // A slice deleted by hand is written again.
-    k.kubectl_ok(&["delete", "endpointslices", "-l", "kubernetes.io/service-name=web"]);
+    k.kubectl_ok(&[
+        "delete",
+        "endpointslices",
+        "-l",
+        "kubernetes.io/service-name=web",
+    ]);
     let back = eventually(PATIENCE, || {
         slice_endpoints(&k, "web").filter(|s| *s == vec![(ip2.clone(), false)])
     });
@@ -181,27 +222,39 @@ fn endpoints_follow_selected_pods_readiness_and_named_ports() {
 fn selectorless_services_keep_user_endpoints_and_external_names_get_none() {
     let (k, _plugins) = cluster();
     apply(&k, &web_pod("web-1", 8080));
-    apply(&k, &json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "manual", "namespace": "default"},
-        "spec": {"clusterIP": "10.96.0.20", "ports": [{"port": 80}]},
-    }));
-    apply(&k, &json!({
-        "apiVersion": "v1", "kind": "Endpoints",
-        "metadata": {"name": "manual", "namespace": "default"},
-        "subsets": [{"addresses": [{"ip": "192.0.2.7"}], "ports": [{"port": 9999}]}],
-    }));
-    apply(&k, &json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "ext", "namespace": "default"},
-        "spec": {"type": "ExternalName", "externalName": "example.org", "selector": {"app": "web"}},
-    }));
+    apply(
+        &k,
+        &json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "manual", "namespace": "default"},
+            "spec": {"clusterIP": "10.96.0.20", "ports": [{"port": 80}]},
+        }),
+    );
+    apply(
+        &k,
+        &json!({
+            "apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": "manual", "namespace": "default"},
+            "subsets": [{"addresses": [{"ip": "192.0.2.7"}], "ports": [{"port": 9999}]}],
+        }),
+    );
+    apply(
+        &k,
+        &json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "ext", "namespace": "default"},
+            "spec": {"type": "ExternalName", "externalName": "example.org", "selector": {"app": "web"}},
+        }),
+    );
     // A managed service in the same namespace proves the controller is working.
-    apply(&k, &json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "web", "namespace": "default"},
-        "spec": {"selector": {"app": "web"}, "clusterIP": "10.96.0.10", "ports": [{"port": 80, "targetPort": 8080}]},
-    }));
+    apply(
+        &k,
+        &json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"selector": {"app": "web"}, "clusterIP": "10.96.0.10", "ports": [{"port": 80, "targetPort": 8080}]},
+        }),
+    );
     let ip = pod_ip(&k, "web-1");
     let want = (vec![ip], Vec::new(), vec![8080]);
     assert_eq!(
@@ -214,8 +267,19 @@ fn selectorless_services_keep_user_endpoints_and_external_names_get_none() {
         Some((vec!["192.0.2.7".to_owned()], Vec::new(), vec![9999])),
         "user-managed endpoints untouched"
     );
-    assert_eq!(endpoints_of(&k, "ext"), None, "ExternalName services get no Endpoints");
+    assert_eq!(
+        endpoints_of(&k, "ext"),
+        None,
+        "ExternalName services get no Endpoints"
+    );
     assert_eq!(slice_endpoints(&k, "ext"), Some(Vec::new()), "nor slices");
-    let ext_slices = k.kubectl_ok(&["get", "endpointslices", "-l", "kubernetes.io/service-name=ext", "-o", "name"]);
+    let ext_slices = k.kubectl_ok(&[
+        "get",
+        "endpointslices",
+        "-l",
+        "kubernetes.io/service-name=ext",
+        "-o",
+        "name",
+    ]);
     assert!(ext_slices.trim().is_empty(), "{ext_slices}");
 }

@@ -330,12 +330,16 @@ fn plugin_roles() -> Vec<(&'static str, Vec<Value>)> {
                 rule(
                     &[""],
                     &["endpoints"],
-                    &["get", "list", "watch", "create", "update", "patch", "delete"],
+                    &[
+                        "get", "list", "watch", "create", "update", "patch", "delete",
+                    ],
                 ),
                 rule(
                     &["discovery.k8s.io"],
                     &["endpointslices"],
-                    &["get", "list", "watch", "create", "update", "patch", "delete"],
+                    &[
+                        "get", "list", "watch", "create", "update", "patch", "delete",
+                    ],
                 ),
             ]),
         ),

@@ -42,7 +42,10 @@ fn busybox() -> &'static str {
 }
 
 fn nft_available() {
-    let ok = Command::new("nft").arg("--version").output().is_ok_and(|o| o.status.success());
+    let ok = Command::new("nft")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     assert!(ok, "the proxy e2e needs nft (apt-get install nftables)");
 }
 
@@ -52,17 +55,35 @@ impl Net {
         let node = TestNetns::create().expect("node netns");
         let pods = TestNetns::create().expect("pods netns");
         // The veth is created inside the node namespace: no link ever exists in the root one.
-        node.exec_ok(&["ip", "link", "add", "kp-n", "type", "veth", "peer", "name", "kp-p", "netns", pods.name()])
-            .expect("veth");
-        node.exec_ok(&["ip", "addr", "add", "10.200.0.1/24", "dev", "kp-n"]).expect("addr");
-        node.exec_ok(&["ip", "link", "set", "kp-n", "up"]).expect("up");
+        node.exec_ok(&[
+            "ip",
+            "link",
+            "add",
+            "kp-n",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "kp-p",
+            "netns",
+            pods.name(),
+        ])
+        .expect("veth");
+        node.exec_ok(&["ip", "addr", "add", "10.200.0.1/24", "dev", "kp-n"])
+            .expect("addr");
+        node.exec_ok(&["ip", "link", "set", "kp-n", "up"])
+            .expect("up");
         // The service range is routed at the node's link (as a default route would on a real node).
-        node.exec_ok(&["ip", "route", "add", "10.96.0.0/16", "dev", "kp-n"]).expect("route");
-        node.exec_ok(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]).expect("forwarding");
+        node.exec_ok(&["ip", "route", "add", "10.96.0.0/16", "dev", "kp-n"])
+            .expect("route");
+        node.exec_ok(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            .expect("forwarding");
         for ip in BACKENDS {
-            pods.exec_ok(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "kp-p"]).expect("addr");
+            pods.exec_ok(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "kp-p"])
+                .expect("addr");
         }
-        pods.exec_ok(&["ip", "link", "set", "kp-p", "up"]).expect("up");
+        pods.exec_ok(&["ip", "link", "set", "kp-p", "up"])
+            .expect("up");
         let docroots = tempfile::tempdir().expect("tempdir");
         let mut servers = Vec::new();
         for ip in BACKENDS {
@@ -71,8 +92,16 @@ impl Net {
             std::fs::write(dir.join("index.html"), format!("backend {ip}\n")).expect("index");
             let dir = dir.to_string_lossy().into_owned();
             servers.push(
-                pods.spawn(&[busybox(), "httpd", "-f", "-p", &format!("{ip}:8080"), "-h", &dir])
-                    .expect("httpd"),
+                pods.spawn(&[
+                    busybox(),
+                    "httpd",
+                    "-f",
+                    "-p",
+                    &format!("{ip}:8080"),
+                    "-h",
+                    &dir,
+                ])
+                .expect("httpd"),
             );
         }
         let net = Net {
@@ -82,7 +111,9 @@ impl Net {
             _docroots: docroots,
         };
         for ip in BACKENDS {
-            let up = eventually(PATIENCE, || net.get_from_node(&format!("http://{ip}:8080/")).ok());
+            let up = eventually(PATIENCE, || {
+                net.get_from_node(&format!("http://{ip}:8080/")).ok()
+            });
             assert!(up.is_some(), "backend {ip} did not come up");
         }
         net
@@ -106,7 +137,10 @@ impl Net {
 
     /// The proxy's table as nft lists it without handles or counters, or `None`.
     fn table(&self) -> Option<String> {
-        let out = self.node.exec(&["nft", "-s", "list", "table", "ip", "kerno-proxy"]).ok()?;
+        let out = self
+            .node
+            .exec(&["nft", "-s", "list", "table", "ip", "kerno-proxy"])
+            .ok()?;
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
@@ -114,14 +148,19 @@ impl Net {
 
     /// The table's handle (changes whenever the proxy replaces the table).
     fn table_handle(&self) -> Option<String> {
-        let out = self.node.exec(&["nft", "-a", "list", "table", "ip", "kerno-proxy"]).ok()?;
+        let out = self
+            .node
+            .exec(&["nft", "-a", "list", "table", "ip", "kerno-proxy"])
+            .ok()?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let first = text.lines().next()?.to_owned();
         (out.status.success()).then_some(first)
     }
 
     fn delete_table(&self) {
-        let _ = self.node.exec(&["nft", "delete", "table", "ip", "kerno-proxy"]);
+        let _ = self
+            .node
+            .exec(&["nft", "delete", "table", "ip", "kerno-proxy"]);
     }
 }
 
@@ -152,23 +191,29 @@ fn service_with_slice(k: &Kerno, name: &str, spec: Value, backends: &[&str]) {
             o.remove("nodePort");
         }
     }
-    apply(k, &json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": spec,
-    }));
+    apply(
+        k,
+        &json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": spec,
+        }),
+    );
     let endpoints: Vec<Value> = backends
         .iter()
         .map(|ip| json!({"addresses": [ip], "conditions": {"ready": true}}))
         .collect();
-    apply(k, &json!({
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": format!("{name}-manual"), "namespace": "default",
-            "labels": {"kubernetes.io/service-name": name}},
-        "addressType": "IPv4",
-        "endpoints": endpoints,
-        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
-    }));
+    apply(
+        k,
+        &json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": format!("{name}-manual"), "namespace": "default",
+                "labels": {"kubernetes.io/service-name": name}},
+            "addressType": "IPv4",
+            "endpoints": endpoints,
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+        }),
+    );
 }
 
 fn spawn_proxy(k: &Kerno, net: &Net) -> PluginProcess {
@@ -182,16 +227,19 @@ fn spawn_proxy(k: &Kerno, net: &Net) -> PluginProcess {
 
 /// Which backends answered `n` requests to `url` from the node namespace.
 fn backends_seen(net: &Net, url: &str, n: usize) -> BTreeSet<String> {
-    (0..n)
-        .filter_map(|_| net.get_from_node(url).ok())
-        .collect()
+    (0..n).filter_map(|_| net.get_from_node(url).ok()).collect()
 }
 
 #[test]
 fn nftables_proxy_serves_cluster_ips_node_ports_affinity_and_rejects() {
     let net = Net::new();
     let k = Kerno::up().expect("kerno up");
-    service_with_slice(&k, "web", json!({"type": "NodePort", "clusterIP": "10.96.0.10", "nodePort": 30080}), &BACKENDS);
+    service_with_slice(
+        &k,
+        "web",
+        json!({"type": "NodePort", "clusterIP": "10.96.0.10", "nodePort": 30080}),
+        &BACKENDS,
+    );
     service_with_slice(
         &k,
         "sticky",
@@ -207,10 +255,28 @@ fn nftables_proxy_serves_cluster_ips_node_ports_affinity_and_rejects() {
         let seen = backends_seen(&net, "http://10.96.0.10/", 30);
         (seen == all).then_some(seen)
     });
-    assert_eq!(spread, Some(all.clone()), "requests to the ClusterIP reach all endpoints; table:\n{:?}", net.table());
+    assert_eq!(
+        spread,
+        Some(all.clone()),
+        "requests to the ClusterIP reach all endpoints; table:\n{:?}",
+        net.table()
+    );
+
+    // The Plugin object says which datapath serves and why.
+    let capabilities = k.kubectl_ok(&[
+        "get",
+        "plugin",
+        "proxy-ipvs",
+        "-o",
+        "jsonpath={.spec.capabilities}",
+    ]);
+    assert!(capabilities.contains("datapath=nftables"), "{capabilities}");
+    assert!(capabilities.contains("/proc/net/ip_vs"), "{capabilities}");
 
     // The NodePort on the node's address, from the pods' side (masqueraded, so replies return).
-    let via_node_port = eventually(PATIENCE, || Net::wget(&net.pods, "http://10.200.0.1:30080/").ok());
+    let via_node_port = eventually(PATIENCE, || {
+        Net::wget(&net.pods, "http://10.200.0.1:30080/").ok()
+    });
     assert!(
         via_node_port.as_ref().is_some_and(|b| all.contains(b)),
         "NodePort answered {via_node_port:?}"
@@ -224,7 +290,10 @@ fn nftables_proxy_serves_cluster_ips_node_ports_affinity_and_rejects() {
     let started = Instant::now();
     let refused = net.get_from_node("http://10.96.0.12/");
     let took = started.elapsed();
-    assert!(refused.is_err(), "a service without endpoints answered: {refused:?}");
+    assert!(
+        refused.is_err(),
+        "a service without endpoints answered: {refused:?}"
+    );
     assert!(took < Duration::from_secs(3), "rejection took {took:?}");
 
     // A restarted proxy rebuilds the identical ruleset (it replaces the table:
@@ -246,8 +315,15 @@ fn nftables_proxy_serves_cluster_ips_node_ports_affinity_and_rejects() {
             .join("\n")
     };
     let after = net.table().expect("the table after the restart");
-    assert_eq!(strip_elements(&after), strip_elements(&before), "identical ruleset after a restart");
-    assert!(net.get_from_node("http://10.96.0.10/").is_ok(), "still serving after the restart");
+    assert_eq!(
+        strip_elements(&after),
+        strip_elements(&before),
+        "identical ruleset after a restart"
+    );
+    assert!(
+        net.get_from_node("http://10.96.0.10/").is_ok(),
+        "still serving after the restart"
+    );
 
     // An endpoint leaving the slice leaves the rotation.
     service_with_slice(
@@ -256,21 +332,37 @@ fn nftables_proxy_serves_cluster_ips_node_ports_affinity_and_rejects() {
         json!({"type": "NodePort", "clusterIP": "10.96.0.10", "nodePort": 30080}),
         &BACKENDS[..2],
     );
-    let two: BTreeSet<String> = BACKENDS[..2].iter().map(|ip| format!("backend {ip}")).collect();
+    let two: BTreeSet<String> = BACKENDS[..2]
+        .iter()
+        .map(|ip| format!("backend {ip}"))
+        .collect();
     let rotated = eventually(PATIENCE, || {
         let seen = backends_seen(&net, "http://10.96.0.10/", 20);
         (seen == two).then_some(seen)
     });
-    assert_eq!(rotated, Some(two), "the removed endpoint still gets traffic");
+    assert_eq!(
+        rotated,
+        Some(two),
+        "the removed endpoint still gets traffic"
+    );
 
     // Deleted services leave no trace.
     k.kubectl_ok(&["delete", "service", "sticky", "empty"]);
     let gone = eventually(PATIENCE, || {
-        net.table().filter(|t| !t.contains("10.96.0.11") && !t.contains("10.96.0.12"))
+        net.table()
+            .filter(|t| !t.contains("10.96.0.11") && !t.contains("10.96.0.12"))
     });
-    assert!(gone.is_some(), "deleted services' rules remain: {:?}", net.table());
+    assert!(
+        gone.is_some(),
+        "deleted services' rules remain: {:?}",
+        net.table()
+    );
     k.kubectl_ok(&["delete", "service", "web"]);
     let no_table = eventually(PATIENCE, || net.table().is_none().then_some(()));
-    assert!(no_table.is_some(), "deleting every service must remove the table: {:?}", net.table());
+    assert!(
+        no_table.is_some(),
+        "deleting every service must remove the table: {:?}",
+        net.table()
+    );
     drop(proxy);
 }
