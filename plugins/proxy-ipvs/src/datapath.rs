@@ -17,6 +17,9 @@ pub enum Error {
     /// The `nft` program could not be run.
     #[error("running nft: {0}")]
     Spawn(#[source] std::io::Error),
+    /// An IPVS request or the virtual addresses failed.
+    #[error("ipvs: {0}")]
+    Ipvs(#[source] std::io::Error),
     /// `nft` refused the script.
     #[error("nft failed ({status}): {stderr}")]
     Nft {
@@ -131,18 +134,37 @@ impl<R: NftRunner> Datapath for NftDatapath<R> {
     }
 }
 
-/// Which datapath to use, and why (shown on the Plugin object).
-pub fn choose(ip_vs_available: bool, requested: Option<&str>) -> (&'static str, String) {
+#[async_trait]
+impl Datapath for Box<dyn Datapath> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+
+    async fn sync(&mut self, state: &ProxyState) -> Result<(), Error> {
+        (**self).sync(state).await
+    }
+}
+
+/// Which datapath to use, and why (shown on the Plugin object). IPVS only
+/// when asked for and the kernel has it; nftables otherwise (it also does
+/// NodePorts and rejection, which the IPVS datapath leaves out).
+pub fn choose(
+    ip_vs_available: bool,
+    requested: Option<&str>,
+) -> Result<(&'static str, String), String> {
     match (requested, ip_vs_available) {
-        (Some("nftables"), _) => ("nftables", "nftables: chosen in the plugin config".into()),
-        (_, false) => (
+        (Some("ipvs"), true) => Ok(("ipvs", "ipvs: asked for in the plugin config, and the kernel has IPVS".into())),
+        (Some("ipvs"), false) => Err("datapath ipvs asked for, but the kernel has no IPVS (/proc/net/ip_vs is missing)".into()),
+        (Some("nftables"), _) => Ok(("nftables", "nftables: asked for in the plugin config".into())),
+        (Some(other), _) => Err(format!("unknown datapath {other:?} (ipvs or nftables)")),
+        (None, false) => Ok((
             "nftables",
             "nftables: the kernel has no IPVS (/proc/net/ip_vs is missing)".into(),
-        ),
-        (_, true) => (
+        )),
+        (None, true) => Ok((
             "nftables",
-            "nftables: the kernel has IPVS, but this build's IPVS datapath only encodes messages; nftables serves".into(),
-        ),
+            "nftables: the default (the IPVS datapath serves ClusterIPs only; ask for it with datapath: ipvs)".into(),
+        )),
     }
 }
 

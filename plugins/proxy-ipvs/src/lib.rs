@@ -8,14 +8,15 @@
 //!   ([`nft`], one atomic `nft -f -` transaction per sync) and the IPVS
 //!   generic-netlink message encoding ([`ipvs`]).
 //! - The chosen datapath and the reason are reported on the Plugin object
-//!   (its health message and the `datapath=` capability).
+//!   (the `datapath=` and `datapath-reason=` capabilities) and in its health
+//!   message.
 //! - On shutdown the rules stay in place (as kube-proxy's do), so traffic
 //!   keeps flowing while the proxy restarts; the restarted proxy replaces
 //!   them with an identical ruleset. Deleting every Service removes the
 //!   proxy's table.
 //!
 //! Config (`KERNO_PLUGIN_CONFIG`): `{"nodeName": "node-1", "netns":
-//! "/run/netns/x", "clusterCidr": "10.244.0.0/16", "datapath": "nftables",
+//! "/run/netns/x", "clusterCidr": "10.244.0.0/16", "datapath": "ipvs",
 //! "coalesceMs": 100}`; `netns` programs another network namespace than the
 //! proxy's own (a node whose network lives in a namespace).
 
@@ -49,7 +50,7 @@ pub struct ProxyConfig {
     pub netns: Option<PathBuf>,
     /// The pod network, `a.b.c.d/len`: ClusterIP traffic from outside it is masqueraded.
     pub cluster_cidr: Option<String>,
-    /// Force a datapath (`nftables`); default: by what the kernel has.
+    /// `ipvs` (where the kernel has it) or `nftables` (the default).
     pub datapath: Option<String>,
     /// Milliseconds changes are collected before a sync (default 100).
     pub coalesce_ms: Option<u64>,
@@ -64,8 +65,8 @@ pub enum ConfigError {
     /// `clusterCidr` is not an IPv4 CIDR.
     #[error("clusterCidr {0:?} is not an IPv4 CIDR")]
     Cidr(String),
-    /// A datapath this build does not have.
-    #[error("datapath {0:?} is not available (only nftables)")]
+    /// A datapath that cannot serve here.
+    #[error("{0}")]
     Datapath(String),
 }
 
@@ -89,19 +90,24 @@ pub async fn run(ctx: PluginContext) -> anyhow::Result<()> {
         Some(text) => Some(parse_cidr(text).ok_or_else(|| ConfigError::Cidr(text.clone()))?),
         None => None,
     };
-    if let Some(requested) = config.datapath.as_deref().filter(|d| *d != "nftables") {
-        return Err(ConfigError::Datapath(requested.to_owned()).into());
-    }
-    let (name, reason) = datapath::choose(ip_vs_available(), config.datapath.as_deref());
+    let (name, reason) = datapath::choose(ip_vs_available(), config.datapath.as_deref())
+        .map_err(ConfigError::Datapath)?;
     tracing::info!(datapath = name, reason = %reason, "datapath chosen");
     ctx.health
         .set_serving(format!("{reason}; waiting for caches"));
-    let dp = datapath::NftDatapath::new(
-        datapath::NftCommand {
-            netns: config.netns.clone(),
-        },
-        nft::RenderOptions { cluster_cidr },
-    );
+    let dp: Box<dyn datapath::Datapath> = if name == "ipvs" {
+        Box::new(ipvs::IpvsDatapath::new(
+            ipvs::socket::NetlinkIpvs::open().map_err(datapath::Error::Ipvs)?,
+            ipvs::socket::DummyInterface::default(),
+        ))
+    } else {
+        Box::new(datapath::NftDatapath::new(
+            datapath::NftCommand {
+                netns: config.netns.clone(),
+            },
+            nft::RenderOptions { cluster_cidr },
+        ))
+    };
 
     let (changes, changed) = watch::channel(0u64);
     let on_change = {

@@ -1,1 +1,0 @@
-//! IPVS generic-netlink message encoding (below).
