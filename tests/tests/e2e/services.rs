@@ -216,6 +216,27 @@ fn endpoints_follow_selected_pods_readiness_and_named_ports() {
         slice_endpoints(&k, "web").filter(|s| *s == vec![(ip2.clone(), false)])
     });
     assert!(back.is_some(), "the controller rewrote the deleted slice");
+
+    // Deleting the Service deletes what the controller wrote for it (owned: the GC removes it).
+    let _gc = k
+        .spawn_plugin("kerno-controller-gc", "controller-gc", json!({}))
+        .expect("cargo build -p kerno-controller-gc");
+    k.kubectl_ok(&["delete", "service", "web"]);
+    let gone = eventually(PATIENCE, || {
+        let slices = k.kubectl_ok(&[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=web",
+            "-o",
+            "name",
+        ]);
+        (endpoints_of(&k, "web").is_none() && slices.trim().is_empty()).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "Endpoints and slices outlived their Service"
+    );
 }
 
 #[test]

@@ -14,8 +14,9 @@
 //! (selector-less services with hand-written slices, so no pods are needed).
 
 use std::collections::BTreeSet;
+use std::io::Write as _;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kerno_tests::netns::{BackgroundProcess, TestNetns};
@@ -296,6 +297,18 @@ fn nftables_proxy_serves_cluster_ips_node_ports_affinity_and_rejects() {
     );
     assert!(took < Duration::from_secs(3), "rejection took {took:?}");
 
+    // An established connection survives the restart below: conntrack keeps its NAT.
+    let mut held = net
+        .node
+        .command(&["timeout", "20", busybox(), "nc", "10.96.0.10", "80"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nc");
+    // Let the handshake finish before the table is replaced.
+    std::thread::sleep(Duration::from_millis(500));
+
     // A restarted proxy rebuilds the identical ruleset (it replaces the table:
     // a new handle, the same rules).
     let before = net.table().expect("the proxy's table");
@@ -323,6 +336,22 @@ fn nftables_proxy_serves_cluster_ips_node_ports_affinity_and_rejects() {
     assert!(
         net.get_from_node("http://10.96.0.10/").is_ok(),
         "still serving after the restart"
+    );
+    // stdin stays open until the answer is read (nc may stop at its EOF).
+    let mut stdin = held.stdin.take().expect("nc stdin");
+    stdin
+        .write_all(b"GET / HTTP/1.0\r\n\r\n")
+        .expect("write on the held connection");
+    let mut answer = Vec::new();
+    if let Some(mut stdout) = held.stdout.take() {
+        let _ = std::io::Read::read_to_end(&mut stdout, &mut answer);
+    }
+    drop(stdin);
+    let _ = held.wait();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.contains("200 OK") && answer.contains("backend 10.200.0."),
+        "the connection opened before the restart got: {answer:?}"
     );
 
     // An endpoint leaving the slice leaves the rotation.
