@@ -346,9 +346,8 @@ fn plugin_roles() -> Vec<(&'static str, Vec<Value>)> {
         (
             "proxy-ipvs",
             vec![
-                rule(&[""], &["services", "nodes"], READ),
+                rule(&[""], &["services"], READ),
                 rule(&["discovery.k8s.io"], &["endpointslices"], READ),
-                events.clone(),
             ],
         ),
         (
