@@ -15,6 +15,10 @@
 //!   them with an identical ruleset. Deleting every Service removes the
 //!   proxy's table.
 //!
+//! The proxy programs nothing until it knows its node (`nodeName`) or the
+//! network namespace to program (`netns`): `kerno up` starts it by default,
+//! and a machine that is no node keeps its network as it is.
+//!
 //! Config (`KERNO_PLUGIN_CONFIG`): `{"nodeName": "node-1", "netns":
 //! "/run/netns/x", "clusterCidr": "10.244.0.0/16", "datapath": "ipvs",
 //! "coalesceMs": 100}`; `netns` programs another network namespace than the
@@ -93,6 +97,16 @@ pub async fn run(ctx: PluginContext) -> anyhow::Result<()> {
     let (name, reason) = datapath::choose(ip_vs_available(), config.datapath.as_deref())
         .map_err(ConfigError::Datapath)?;
     tracing::info!(datapath = name, reason = %reason, "datapath chosen");
+    if config.node_name.is_none() && config.netns.is_none() {
+        // A node agent needs its node: `kerno up` starts the proxy by default,
+        // also on machines that are no node (a laptop, a test host), whose
+        // network it must not rewrite.
+        tracing::info!("no nodeName or netns configured; not programming any datapath");
+        ctx.health
+            .set_serving(format!("idle: no nodeName or netns configured ({reason})"));
+        ctx.shutdown.wait().await;
+        return Ok(());
+    }
     ctx.health
         .set_serving(format!("{reason}; waiting for caches"));
     let dp: Box<dyn datapath::Datapath> = if name == "ipvs" {
