@@ -96,6 +96,13 @@ pub async fn run(ctx: PluginContext) -> anyhow::Result<()> {
     };
     let (name, reason) = datapath::choose(ip_vs_available(), config.datapath.as_deref())
         .map_err(ConfigError::Datapath)?;
+    if name == "ipvs" && config.netns.is_some() {
+        return Err(ConfigError::Datapath(
+            "the IPVS datapath programs the proxy's own network namespace; netns is for nftables"
+                .into(),
+        )
+        .into());
+    }
     tracing::info!(datapath = name, reason = %reason, "datapath chosen");
     if config.node_name.is_none() && config.netns.is_none() {
         // A node agent needs its node: `kerno up` starts the proxy by default,
