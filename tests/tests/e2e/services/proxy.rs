@@ -30,6 +30,7 @@ const BACKENDS: [&str; 3] = ["10.200.0.2", "10.200.0.3", "10.200.0.4"];
 struct Net {
     node: TestNetns,
     pods: TestNetns,
+    client: TestNetns,
     _servers: Vec<BackgroundProcess>,
     _docroots: tempfile::TempDir,
 }
@@ -85,6 +86,34 @@ impl Net {
         }
         pods.exec_ok(&["ip", "link", "set", "kp-p", "up"])
             .expect("up");
+        // An outside client on a second link of the node, routed by the node.
+        let client = TestNetns::create().expect("client netns");
+        node.exec_ok(&[
+            "ip",
+            "link",
+            "add",
+            "kp-nc",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "kp-c",
+            "netns",
+            client.name(),
+        ])
+        .expect("client veth");
+        node.exec_ok(&["ip", "addr", "add", "10.201.0.1/24", "dev", "kp-nc"])
+            .expect("addr");
+        node.exec_ok(&["ip", "link", "set", "kp-nc", "up"])
+            .expect("up");
+        client
+            .exec_ok(&["ip", "addr", "add", "10.201.0.2/24", "dev", "kp-c"])
+            .expect("addr");
+        client
+            .exec_ok(&["ip", "link", "set", "kp-c", "up"])
+            .expect("up");
+        pods.exec_ok(&["ip", "route", "add", "10.201.0.0/24", "via", "10.200.0.1"])
+            .expect("route");
         let docroots = tempfile::tempdir().expect("tempdir");
         let mut servers = Vec::new();
         for ip in BACKENDS {
@@ -108,6 +137,7 @@ impl Net {
         let net = Net {
             node,
             pods,
+            client,
             _servers: servers,
             _docroots: docroots,
         };
@@ -202,7 +232,15 @@ fn service_with_slice(k: &Kerno, name: &str, spec: Value, backends: &[&str]) {
     );
     let endpoints: Vec<Value> = backends
         .iter()
-        .map(|ip| json!({"addresses": [ip], "conditions": {"ready": true}}))
+        // 10.200.0.3 runs on the proxy's node ("node-1"), the others elsewhere.
+        .map(|ip| {
+            let node = if *ip == "10.200.0.3" {
+                "node-1"
+            } else {
+                "node-2"
+            };
+            json!({"addresses": [ip], "conditions": {"ready": true}, "nodeName": node})
+        })
         .collect();
     apply(
         k,
@@ -394,4 +432,56 @@ fn nftables_proxy_serves_cluster_ips_node_ports_affinity_and_rejects() {
         net.table()
     );
     drop(proxy);
+}
+
+#[test]
+fn node_ports_with_local_traffic_policy_reach_only_this_nodes_endpoints() {
+    let net = Net::new();
+    let k = Kerno::up().expect("kerno up");
+    service_with_slice(
+        &k,
+        "local",
+        json!({"type": "NodePort", "clusterIP": "10.96.0.20", "nodePort": 30081,
+            "externalTrafficPolicy": "Local"}),
+        &BACKENDS,
+    );
+    service_with_slice(
+        &k,
+        "cluster",
+        json!({"type": "NodePort", "clusterIP": "10.96.0.21", "nodePort": 30082}),
+        &BACKENDS,
+    );
+    let _proxy = spawn_proxy(&k, &net);
+    let all: BTreeSet<String> = BACKENDS.iter().map(|ip| format!("backend {ip}")).collect();
+    // Cluster policy from an outside client: every endpoint, wherever it runs.
+    let spread = eventually(PATIENCE, || {
+        let seen: BTreeSet<String> = (0..30)
+            .filter_map(|_| Net::wget(&net.client, "http://10.201.0.1:30082/").ok())
+            .collect();
+        (seen == all).then_some(seen)
+    });
+    assert_eq!(spread, Some(all), "table:\n{:?}", net.table());
+    // Local policy: only the endpoint on this node, and the client's address
+    // kept (no masquerade: the reply is routed back through the node).
+    let seen: BTreeSet<String> = (0..15)
+        .filter_map(|_| Net::wget(&net.client, "http://10.201.0.1:30081/").ok())
+        .collect();
+    let local: BTreeSet<String> = ["backend 10.200.0.3".to_owned()].into();
+    assert_eq!(seen, local, "table:\n{:?}", net.table());
+    let table = net.table().unwrap_or_default();
+    let local_chain: Vec<&str> = table
+        .lines()
+        .skip_while(|l| !l.contains("chain ext-default/local/tcp/80 {"))
+        .take_while(|l| l.trim() != "}")
+        .collect();
+    assert!(
+        !local_chain.is_empty(),
+        "no NodePort chain for the Local service: {table}"
+    );
+    assert!(
+        !local_chain
+            .iter()
+            .any(|l| l.contains("mark-for-masquerade")),
+        "Local NodePort traffic must keep the client's address: {local_chain:?}"
+    );
 }
