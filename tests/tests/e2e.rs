@@ -22,6 +22,7 @@ mod e2e {
     pub mod python_plugin;
     pub mod runtime;
     pub mod scheduler;
+    pub mod services;
     pub mod supervisor;
     pub mod watch;
     pub mod workloads;

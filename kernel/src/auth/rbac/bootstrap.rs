@@ -324,6 +324,33 @@ fn plugin_roles() -> Vec<(&'static str, Vec<Value>)> {
             ]),
         ),
         (
+            "controller-endpoints",
+            controller(vec![
+                rule(&[""], &["services", "pods"], READ),
+                rule(
+                    &[""],
+                    &["endpoints"],
+                    &[
+                        "get", "list", "watch", "create", "update", "patch", "delete",
+                    ],
+                ),
+                rule(
+                    &["discovery.k8s.io"],
+                    &["endpointslices"],
+                    &[
+                        "get", "list", "watch", "create", "update", "patch", "delete",
+                    ],
+                ),
+            ]),
+        ),
+        (
+            "proxy-ipvs",
+            vec![
+                rule(&[""], &["services"], READ),
+                rule(&["discovery.k8s.io"], &["endpointslices"], READ),
+            ],
+        ),
+        (
             "controller-gc",
             controller(vec![rule(
                 &["*"],
@@ -550,6 +577,36 @@ mod tests {
             !p.authorize(
                 &kubelet,
                 &Attributes::resource("create", "", "pods", "ns", "")
+            )
+            .allowed()
+        );
+        let endpoints = UserInfo::new(plugin_user("controller-endpoints"), []);
+        assert!(
+            p.authorize(
+                &endpoints,
+                &Attributes::resource("create", "discovery.k8s.io", "endpointslices", "ns", "")
+            )
+            .allowed()
+        );
+        assert!(
+            !p.authorize(
+                &endpoints,
+                &Attributes::resource("create", "", "pods", "ns", "")
+            )
+            .allowed()
+        );
+        let proxy = UserInfo::new(plugin_user("proxy-ipvs"), []);
+        assert!(
+            p.authorize(
+                &proxy,
+                &Attributes::resource("watch", "discovery.k8s.io", "endpointslices", "", "")
+            )
+            .allowed()
+        );
+        assert!(
+            !p.authorize(
+                &proxy,
+                &Attributes::resource("update", "", "services", "ns", "s")
             )
             .allowed()
         );
