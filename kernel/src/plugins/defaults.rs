@@ -6,8 +6,9 @@ use std::path::Path;
 use crate::config::PluginConfig;
 
 /// Plugins `kerno up` runs by default when their binaries exist, in start order.
-/// The node agents (`kubelet` with its drivers, or `node-sim`) need per-node
-/// settings, so a config file enables them.
+/// The node agents (`kubelet` with its drivers, or `node-sim`) and `dns` (its
+/// listen address and ClusterIP) need per-node settings, so a config file
+/// enables them.
 pub const DEFAULT_PLUGINS: &[&str] = &[
     "scheduler-default",
     "controller-deployment",
@@ -22,7 +23,6 @@ pub const DEFAULT_PLUGINS: &[&str] = &[
     "controller-node",
     "controller-service",
     "proxy-ipvs",
-    "dns",
 ];
 
 /// The default plugins found in `kerno_dir`; missing ones are logged and skipped.
