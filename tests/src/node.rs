@@ -77,6 +77,30 @@ pub fn start_node(
     node_ip: &str,
     ns: TestNetns,
 ) -> NodeAgent {
+    start_node_with(
+        k,
+        containerd,
+        dir,
+        name,
+        pod_cidr,
+        node_ip,
+        ns,
+        serde_json::json!({}),
+    )
+}
+
+/// [`start_node`] with more kubelet settings (e.g. `clusterDNS`) merged in.
+#[allow(clippy::too_many_arguments)]
+pub fn start_node_with(
+    k: &Kerno,
+    containerd: &Containerd,
+    dir: &Path,
+    name: &str,
+    pod_cidr: &str,
+    node_ip: &str,
+    ns: TestNetns,
+    kubelet_extra: serde_json::Value,
+) -> NodeAgent {
     let dir = dir.join(name);
     let sockets = dir.join("sockets");
     std::fs::create_dir_all(&sockets).expect("socket dir");
@@ -168,7 +192,16 @@ pub fn start_node(
                 "nodeIP": node_ip,
                 "kubeletPort": 0,
                 "podCIDR": pod_cidr,
-            }),
+            })
+            .as_object()
+            .cloned()
+            .map(|mut config| {
+                if let Some(extra) = kubelet_extra.as_object() {
+                    config.extend(extra.clone());
+                }
+                serde_json::Value::Object(config)
+            })
+            .unwrap_or_default(),
         )
         .expect("kerno-kubelet (cargo build -p kerno-kubelet)");
     NodeAgent {

@@ -24,6 +24,7 @@ mod e2e {
     pub mod scheduler;
     pub mod services;
     pub mod supervisor;
+    pub mod traffic;
     pub mod watch;
     pub mod workloads;
 }

@@ -6,7 +6,9 @@
 //! `clusterDomain` (`cluster.local`), `ttl` (5 s), and `serviceIP`: when set,
 //! the plugin keeps the Service `kube-dns` in `kube-system` (ports 53/UDP and
 //! 53/TCP) at that ClusterIP, the address kubelets write into pods'
-//! resolv.conf (`clusterDNS`).
+//! resolv.conf (`clusterDNS`). `netns` (a network namespace's path) makes it
+//! listen inside that namespace while it talks to the kernel from its own,
+//! as on a node whose pods cannot reach the kernel's address.
 
 #![warn(missing_docs)]
 
@@ -49,6 +51,8 @@ pub struct Config {
     /// The ClusterIP of the `kube-dns` Service this plugin keeps, if any.
     #[serde(rename = "serviceIP")]
     pub service_ip: Option<String>,
+    /// Listen inside this network namespace (a path such as `/run/netns/x`).
+    pub netns: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -58,6 +62,7 @@ impl Default for Config {
             cluster_domain: "cluster.local".into(),
             ttl: 5,
             service_ip: None,
+            netns: None,
         }
     }
 }
@@ -107,12 +112,9 @@ pub async fn run(ctx: PluginContext) -> anyhow::Result<()> {
     )
     .index(BY_SERVICE, slice_service)
     .spawn();
-    let udp = UdpSocket::bind(cfg.listen)
+    let (udp, tcp) = bind(cfg.listen, cfg.netns.clone())
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}/udp: {e}", cfg.listen))?;
-    let tcp = TcpListener::bind(cfg.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}/tcp: {e}", cfg.listen))?;
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
     if let Some(ip) = cfg.service_ip.clone() {
         tokio::spawn(keep_service(ctx.client.clone(), ip));
     }
@@ -143,6 +145,39 @@ pub async fn run(ctx: PluginContext) -> anyhow::Result<()> {
     }
     drop((services, slices));
     Ok(())
+}
+
+/// Binds the UDP socket and TCP listener, inside `netns` when given: a
+/// socket stays in the namespace it was made in, so a short-lived thread
+/// enters the namespace (`setns` changes only the calling thread) and binds.
+async fn bind(
+    listen: SocketAddr,
+    netns: Option<std::path::PathBuf>,
+) -> std::io::Result<(UdpSocket, TcpListener)> {
+    let Some(path) = netns else {
+        return Ok((
+            UdpSocket::bind(listen).await?,
+            TcpListener::bind(listen).await?,
+        ));
+    };
+    let (done, bound) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let result = (|| -> std::io::Result<(std::net::UdpSocket, std::net::TcpListener)> {
+            let file = std::fs::File::open(&path)?;
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(std::io::Error::from)?;
+            let udp = std::net::UdpSocket::bind(listen)?;
+            let tcp = std::net::TcpListener::bind(listen)?;
+            udp.set_nonblocking(true)?;
+            tcp.set_nonblocking(true)?;
+            Ok((udp, tcp))
+        })();
+        let _ = done.send(result);
+    });
+    let (udp, tcp) = bound
+        .await
+        .map_err(|_| std::io::Error::other("the binding thread ended"))??;
+    Ok((UdpSocket::from_std(udp)?, TcpListener::from_std(tcp)?))
 }
 
 struct Server {
