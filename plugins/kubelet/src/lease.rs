@@ -1,7 +1,6 @@
 //! The node's heartbeat Lease in `kube-node-lease`, renewed every 10 s.
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kerno_sdk::{Api, KernelClient, Patch, PatchParams, PostParams};
 
@@ -25,7 +24,8 @@ pub async fn renew(client: &KernelClient, node_name: &str) -> Result<(), kerno_s
         Err(kerno_sdk::Error::NotFound(_)) => {}
         Err(e) => return Err(e),
     }
-    ensure_namespace(client).await?;
+    // `kube-node-lease` exists from the kernel's first start; the kubelet's
+    // role may not create namespaces.
     let lease = Lease {
         metadata: ObjectMeta {
             name: Some(node_name.to_owned()),
@@ -40,21 +40,6 @@ pub async fn renew(client: &KernelClient, node_name: &str) -> Result<(), kerno_s
         }),
     };
     match leases.create(&PostParams::default(), &lease).await {
-        Ok(_) | Err(kerno_sdk::Error::AlreadyExists(_)) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-async fn ensure_namespace(client: &KernelClient) -> Result<(), kerno_sdk::Error> {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(LEASE_NAMESPACE.to_owned()),
-            ..ObjectMeta::default()
-        },
-        ..Namespace::default()
-    };
-    match namespaces.create(&PostParams::default(), &ns).await {
         Ok(_) | Err(kerno_sdk::Error::AlreadyExists(_)) => Ok(()),
         Err(e) => Err(e),
     }

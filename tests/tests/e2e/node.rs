@@ -400,6 +400,21 @@ async fn kerno_up_composes_a_real_node_that_runs_a_pod() {
         k.kubectl_ok(&["get", "plugins"]),
         String::from_utf8_lossy(&k.kubectl(&["get", "nodes", "-o", "wide"]).stdout)
     );
+    // The kubelet runs with its own plugin token under the supervisor: its
+    // heartbeat Lease must be allowed by its role.
+    let lease = eventually(Duration::from_secs(30), || {
+        let out = k.kubectl(&[
+            "get",
+            "lease",
+            "-n",
+            "kube-node-lease",
+            "up-node",
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ]);
+        (out.stdout == b"up-node").then_some(())
+    });
+    assert!(lease.is_some(), "the kubelet never wrote its Lease");
     k.kubectl_ok(&["run", "box", "--image=busybox", "--", "sleep", "3600"]);
     let running = eventually(Duration::from_secs(60), || {
         let out = k.kubectl(&[
