@@ -6,6 +6,7 @@
 
 pub mod builtin;
 pub mod dylib;
+pub mod remote;
 
 use std::sync::Arc;
 
