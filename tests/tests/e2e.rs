@@ -2,6 +2,7 @@
 
 mod e2e {
     pub mod admission;
+    pub mod admission_plugin;
     pub mod auth;
     pub mod clients;
     pub mod cluster;

@@ -143,7 +143,10 @@ fn channel(endpoint: &str) -> Result<Channel, HookError> {
             .tcp_nodelay(true)
             .connect_lazy());
     }
-    let Some(path) = endpoint.strip_prefix("unix://").filter(|p| p.starts_with('/')) else {
+    let Some(path) = endpoint
+        .strip_prefix("unix://")
+        .filter(|p| p.starts_with('/'))
+    else {
         return Err(HookError::Endpoint(endpoint.to_owned()));
     };
     let path = PathBuf::from(path);
