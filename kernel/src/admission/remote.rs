@@ -410,7 +410,13 @@ async fn call(hook: &Hook, req: &AdmissionRequest) -> Result<Answer, CallError> 
         .map_err(|_| CallError::Timeout(hook.timeout))?;
     let answer = match reply {
         Ok(r) => r.into_inner(),
-        Err(status) if status.code() == tonic::Code::DeadlineExceeded => {
+        // The plugin's server gives up at the deadline sent as `grpc-timeout`.
+        Err(status)
+            if matches!(
+                status.code(),
+                tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+            ) =>
+        {
             return Err(CallError::Timeout(hook.timeout));
         }
         Err(status) => return Err(CallError::Rpc(status)),
