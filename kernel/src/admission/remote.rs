@@ -532,6 +532,7 @@ mod tests {
             kind: "Pod".into(),
             resource: "pods".into(),
             version: "v1".into(),
+            name: "p".into(),
             object: json!({"metadata": {"name": "p"}}),
             ..AdmissionRequest::default()
         }
@@ -624,8 +625,9 @@ mod tests {
         assert!(validating.review(&pod("CREATE")).await.is_ok());
     }
 
-    #[test]
-    fn refusals_read_as_kubernetes_errors() {
+    // A runtime: the hook's lazy channel registers with its reactor.
+    #[tokio::test]
+    async fn refusals_read_as_kubernetes_errors() {
         let hook = hooks_from_registration(
             "p",
             "tcp://127.0.0.1:1",
