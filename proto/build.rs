@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "proto/kerno/plugin/v1/plugin.proto",
             "proto/kerno/runtime/v1/runtime.proto",
             "proto/kerno/network/v1/network.proto",
+            "proto/kerno/admission/v1/admission.proto",
         ],
         &["proto"],
     )?;

@@ -148,8 +148,10 @@ pub async fn start(opts: KernelOptions) -> Result<RunningKernel, StartError> {
         ..Default::default()
     };
     let service = Service::new(store.clone(), registry, cache_config).await?;
+    let remote_hooks = Arc::new(crate::admission::remote::RemoteHooks::default());
     service.set_admission(
-        admission_chain(&service, &opts.admission_modules).map_err(StartError::Admission)?,
+        admission_chain(&service, &opts.admission_modules, &remote_hooks)
+            .map_err(StartError::Admission)?,
     );
     tokio::spawn(compact_periodically(store, opts.compaction_interval));
     ensure_namespaces(&service).await?;
@@ -187,7 +189,11 @@ pub async fn start(opts: KernelOptions) -> Result<RunningKernel, StartError> {
     let grpc = tonic::service::Routes::new(
         KernelApi::with_authorizer(service.clone(), authorizer.clone()).into_server(),
     )
-    .add_service(crate::plugins::registry::PluginRegistryApi::new(service.clone()).into_server())
+    .add_service(
+        crate::plugins::registry::PluginRegistryApi::new(service.clone())
+            .with_admission(remote_hooks)
+            .into_server(),
+    )
     .prepare()
     .into_axum_router();
     let rest = rest::router(rest_state);
@@ -236,10 +242,12 @@ pub async fn start(opts: KernelOptions) -> Result<RunningKernel, StartError> {
 }
 
 /// The admission chain: the built-in modules, then the shared libraries of
-/// the config; a library that is missing or refused stops the start.
+/// the config, then the hooks of admission plugins (registered at run time);
+/// a library that is missing or refused stops the start.
 fn admission_chain(
     service: &Arc<Service>,
     modules: &[PathBuf],
+    remote: &Arc<crate::admission::remote::RemoteHooks>,
 ) -> Result<crate::admission::Chain, String> {
     let mut chain: Vec<Arc<dyn crate::admission::AdmissionModule>> = vec![
         Arc::new(crate::admission::builtin::ServiceAccountDefault),
@@ -255,6 +263,7 @@ fn admission_chain(
         tracing::info!(module = %path.display(), "admission module loaded");
         chain.push(Arc::new(module));
     }
+    chain.extend(remote.modules());
     Ok(crate::admission::Chain::new(chain))
 }
 

@@ -40,3 +40,13 @@ pub mod network {
         tonic::include_proto!("kerno.network.v1");
     }
 }
+
+/// `kerno.admission.v1`: admission plugins (webhooks over gRPC), served by
+/// plugins that registered admission hooks and called by the kernel's chain.
+pub mod admission {
+    /// Version 1 of the admission protocol.
+    #[allow(missing_docs, clippy::all)]
+    pub mod v1 {
+        tonic::include_proto!("kerno.admission.v1");
+    }
+}

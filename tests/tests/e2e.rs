@@ -3,6 +3,7 @@
 mod e2e {
     pub mod admission;
     pub mod admission_builtin;
+    pub mod admission_plugin;
     pub mod auth;
     pub mod auth_audit;
     pub mod auth_tokens;

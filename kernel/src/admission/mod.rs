@@ -10,6 +10,7 @@ pub mod limit_ranger;
 pub mod namespace_lifecycle;
 pub mod quantity;
 pub mod resource_quota;
+pub mod remote;
 
 use std::sync::Arc;
 

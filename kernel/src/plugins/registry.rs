@@ -7,6 +7,7 @@ use kerno_proto::plugin::v1 as pb;
 use serde_json::json;
 use tonic::{Request, Response, Status};
 
+use crate::admission::remote::{RemoteHooks, hooks_from_registration};
 use crate::auth::tokens::TokenIdentity;
 use crate::service::write::Part;
 use crate::service::{PatchType, Service, Target, WriteOptions};
@@ -23,12 +24,23 @@ const FIELD_MANAGER: &str = "kerno-plugin-registry";
 /// The gRPC `PluginRegistry` service.
 pub struct PluginRegistryApi {
     service: Arc<Service>,
+    admission: Option<Arc<RemoteHooks>>,
 }
 
 impl PluginRegistryApi {
     /// A registry writing through `service`.
     pub fn new(service: Arc<Service>) -> Self {
-        Self { service }
+        Self {
+            service,
+            admission: None,
+        }
+    }
+
+    /// Records the admission hooks plugins declare in `hooks` (the chain's
+    /// plugin modules read them); without it, declaring hooks is refused.
+    pub fn with_admission(mut self, hooks: Arc<RemoteHooks>) -> Self {
+        self.admission = Some(hooks);
+        self
     }
 
     /// The tonic service to mount.
@@ -100,6 +112,28 @@ impl pb::plugin_registry_server::PluginRegistry for PluginRegistryApi {
                 req.name, req.protocol_versions, SUPPORTED_PROTOCOL_VERSIONS
             )));
         };
+        let hooks = hooks_from_registration(&req.name, &req.endpoint, &req.admission)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let declared_hooks: Vec<serde_json::Value> = hooks
+            .iter()
+            .map(|h| {
+                json!({
+                    "name": h.name,
+                    "type": if h.phase == crate::admission::Phase::Mutating { "Mutating" } else { "Validating" },
+                    "timeoutMillis": u64::try_from(h.timeout.as_millis()).unwrap_or(u64::MAX),
+                    "failurePolicy": format!("{:?}", h.failure_policy),
+                })
+            })
+            .collect();
+        match &self.admission {
+            Some(admission) => admission.set(&req.name, hooks),
+            None if !hooks.is_empty() => {
+                return Err(Status::failed_precondition(
+                    "this kernel does not take admission plugins",
+                ));
+            }
+            None => {}
+        }
         let target = self.target(&req.name)?;
         // The spec is applied, so a re-registration (a restart, an upgrade)
         // replaces what the plugin declared before.
@@ -112,6 +146,7 @@ impl pb::plugin_registry_server::PluginRegistry for PluginRegistryApi {
                 "version": req.version,
                 "endpoint": req.endpoint,
                 "capabilities": req.capabilities,
+                "admission": declared_hooks,
             },
         });
         let body = serde_json::to_vec(&applied).map_err(|e| Status::internal(e.to_string()))?;

@@ -45,6 +45,28 @@ pub struct PluginSpec {
     /// Capabilities it offers, e.g. `admission.validating`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<Vec<String>>,
+    /// The admission hooks it serves, as it declared them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission: Option<Vec<PluginAdmissionHook>>,
+}
+
+/// One admission hook of a plugin, as recorded on its Plugin object.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "dev.kerno.v1.PluginAdmissionHook")]
+pub struct PluginAdmissionHook {
+    /// The hook's name.
+    #[serde(default)]
+    pub name: String,
+    /// `Mutating` or `Validating`.
+    #[serde(default)]
+    pub r#type: String,
+    /// How long the kernel waits for it, in milliseconds.
+    #[serde(default)]
+    pub timeout_millis: u64,
+    /// `Fail` or `Ignore`.
+    #[serde(default)]
+    pub failure_policy: String,
 }
 
 /// Observed state of a plugin, kept by the supervisor.

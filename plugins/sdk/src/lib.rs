@@ -10,10 +10,12 @@
 //! - [`leader`]: leader election on `coordination.k8s.io/v1` Leases.
 //! - [`plugin`]: the plugin main (handshake, registration, heartbeat, health,
 //!   graceful shutdown) and the environment the kernel's supervisor sets.
+//! - [`admission`]: admission plugins, an [`admission::AdmissionHandler`] and its hooks.
 //! - [`telemetry`]: tracing to stderr and OpenTelemetry export.
 
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod binding;
 pub mod client;
 pub mod controller;
@@ -24,6 +26,7 @@ pub mod plugin;
 pub mod queue;
 pub mod telemetry;
 
+pub use async_trait::async_trait;
 pub use client::{
     Api, ApiResource, ClientConfig, DeleteParams, DynamicObject, Error, KernelClient, ListParams,
     ObjectKey, ObjectList, Patch, PatchParams, PostParams, Resource, Result, WatchEvent,

@@ -106,6 +106,7 @@ async fn register_as(name: &str) -> Result<(), tonic::Status> {
             protocol_versions: vec![1],
             capabilities: vec![],
             endpoint: "tcp://127.0.0.1:1".into(),
+            ..Default::default()
         })
         .await
         .map(|_| ())

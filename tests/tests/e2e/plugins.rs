@@ -19,6 +19,7 @@ async fn plugins_register_and_heartbeat() {
             protocol_versions: vec![1, 7],
             capabilities: vec!["reconcile".into()],
             endpoint: "unix:///run/kerno/demo.sock".into(),
+            ..Default::default()
         })
         .await
         .expect("register")

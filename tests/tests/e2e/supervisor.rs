@@ -290,6 +290,7 @@ async fn register_with_token(k: &Kerno, token: &str) -> Result<(), tonic::Status
             protocol_versions: vec![1],
             capabilities: vec![],
             endpoint: "tcp://127.0.0.1:1".into(),
+            ..Default::default()
         })
         .await
         .map(|_| ())

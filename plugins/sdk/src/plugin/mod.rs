@@ -167,6 +167,7 @@ pub struct PluginBuilder {
     kind: String,
     version: String,
     capabilities: Vec<String>,
+    admission: Vec<pb::AdmissionHook>,
     env: Option<PluginEnv>,
     routes: Routes,
     handshake_out: Option<Box<dyn Write + Send>>,
@@ -191,6 +192,7 @@ impl PluginBuilder {
             kind: kind.into(),
             version: version.into(),
             capabilities: Vec::new(),
+            admission: Vec::new(),
             env: None,
             routes: Routes::default(),
             handshake_out: None,
@@ -201,6 +203,22 @@ impl PluginBuilder {
     /// Announces a capability at registration.
     pub fn capability(mut self, capability: impl Into<String>) -> Self {
         self.capabilities.push(capability.into());
+        self
+    }
+
+    /// Takes part in admission: serves `kerno.admission.v1.Admission` with
+    /// `handler` and declares `hooks` at registration (the kernel calls the
+    /// handler for every write a hook's rules match).
+    pub fn admission(
+        mut self,
+        hooks: Vec<crate::admission::Hook>,
+        handler: impl crate::admission::AdmissionHandler,
+    ) -> Self {
+        self.admission
+            .extend(hooks.iter().map(crate::admission::Hook::to_proto));
+        self.routes = self
+            .routes
+            .add_service(crate::admission::AdmissionService::new(handler).into_server());
         self
     }
 
@@ -277,6 +295,7 @@ impl PluginBuilder {
                 protocol_versions: vec![PROTOCOL_VERSION],
                 capabilities: self.capabilities,
                 endpoint: endpoint.to_string(),
+                admission: self.admission,
             },
             health: health.clone(),
         };
