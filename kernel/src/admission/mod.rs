@@ -9,8 +9,8 @@ pub mod dylib;
 pub mod limit_ranger;
 pub mod namespace_lifecycle;
 pub mod quantity;
-pub mod resource_quota;
 pub mod remote;
+pub mod resource_quota;
 
 use std::sync::Arc;
 
