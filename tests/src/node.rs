@@ -230,3 +230,18 @@ impl NodeAgent {
             .collect()
     }
 }
+
+/// Whether node `name` reports Ready within `patience`.
+pub fn node_ready_within(k: &Kerno, name: &str, patience: Duration) -> bool {
+    eventually(patience, || {
+        let out = k.kubectl(&[
+            "get",
+            "node",
+            name,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ]);
+        (out.stdout == b"True").then_some(())
+    })
+    .is_some()
+}

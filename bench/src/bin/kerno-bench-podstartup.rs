@@ -19,7 +19,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kerno_tests::containerd::Containerd;
 use kerno_tests::netns::TestNetns;
-use kerno_tests::node::start_node;
+use kerno_tests::node::{node_ready_within, start_node};
 use kerno_tests::{Kerno, eventually};
 use kube::api::{Api, DeleteParams, ListParams, PostParams, WatchEvent, WatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -66,7 +66,9 @@ async fn main() -> Result<()> {
         serde_json::json!({}),
     )?;
     let client = kube_client(&kerno).await?;
-    wait_node_ready(&kerno)?;
+    if !node_ready_within(&kerno, NODE, Duration::from_secs(60)) {
+        bail!("the node never became Ready");
+    }
 
     // Idle: registered, heartbeating, no pods. Let start-up allocations settle.
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -264,20 +266,6 @@ fn ctr_run_parallel(
         }
     }
     times
-}
-
-fn wait_node_ready(kerno: &Kerno) -> Result<()> {
-    let ready = eventually(Duration::from_secs(60), || {
-        let out = kerno.kubectl(&[
-            "get",
-            "node",
-            NODE,
-            "-o",
-            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-        ]);
-        (out.stdout == b"True").then_some(())
-    });
-    ready.context("the node never became Ready")
 }
 
 async fn kube_client(kerno: &Kerno) -> Result<kube::Client> {

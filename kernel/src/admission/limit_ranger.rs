@@ -65,10 +65,7 @@ impl AdmissionModule for LimitRanger {
     }
 
     fn wants(&self, req: &AdmissionRequest) -> bool {
-        req.operation == "CREATE"
-            && req.kind == "Pod"
-            && req.group.is_empty()
-            && req.sub_resource.is_empty()
+        super::is_pod_create(req)
     }
 
     async fn review(&self, req: &AdmissionRequest) -> Result<AdmissionResponse, ApiError> {

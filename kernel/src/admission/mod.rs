@@ -21,6 +21,14 @@ use crate::error::ApiError;
 
 pub use kerno_admission_ffi::{Phase, Request as AdmissionRequest, Response as AdmissionResponse};
 
+/// Whether `req` creates a core/v1 Pod (what the pod-defaulting built-ins review).
+pub fn is_pod_create(req: &AdmissionRequest) -> bool {
+    req.operation == "CREATE"
+        && req.kind == "Pod"
+        && req.group.is_empty()
+        && req.sub_resource.is_empty()
+}
+
 /// One admission module.
 #[async_trait]
 pub trait AdmissionModule: Send + Sync {

@@ -147,9 +147,7 @@ pub async fn run(ctx: PluginContext) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Binds the UDP socket and TCP listener, inside `netns` when given: a
-/// socket stays in the namespace it was made in, so a short-lived thread
-/// enters the namespace (`setns` changes only the calling thread) and binds.
+/// Binds the UDP socket and TCP listener, inside `netns` when given.
 async fn bind(
     listen: SocketAddr,
     netns: Option<std::path::PathBuf>,
@@ -160,23 +158,14 @@ async fn bind(
             TcpListener::bind(listen).await?,
         ));
     };
-    let (done, bound) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let result = (|| -> std::io::Result<(std::net::UdpSocket, std::net::TcpListener)> {
-            let file = std::fs::File::open(&path)?;
-            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(std::io::Error::from)?;
-            let udp = std::net::UdpSocket::bind(listen)?;
-            let tcp = std::net::TcpListener::bind(listen)?;
-            udp.set_nonblocking(true)?;
-            tcp.set_nonblocking(true)?;
-            Ok((udp, tcp))
-        })();
-        let _ = done.send(result);
-    });
-    let (udp, tcp) = bound
-        .await
-        .map_err(|_| std::io::Error::other("the binding thread ended"))??;
+    let (udp, tcp) = kerno_sdk::netns::in_network_namespace(path, move || {
+        let udp = std::net::UdpSocket::bind(listen)?;
+        let tcp = std::net::TcpListener::bind(listen)?;
+        udp.set_nonblocking(true)?;
+        tcp.set_nonblocking(true)?;
+        Ok((udp, tcp))
+    })
+    .await?;
     Ok((UdpSocket::from_std(udp)?, TcpListener::from_std(tcp)?))
 }
 

@@ -22,6 +22,7 @@ pub mod controller;
 pub mod events;
 pub mod informer;
 pub mod leader;
+pub mod netns;
 pub mod plugin;
 pub mod queue;
 pub mod telemetry;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use kerno_tests::containerd::Containerd;
 use kerno_tests::netns::TestNetns;
-use kerno_tests::node::{NodeAgent, SharedMount, start_node};
+use kerno_tests::node::{NodeAgent, SharedMount, node_ready_within, start_node};
 use kerno_tests::{Backend, Kerno, PluginProcess, eventually};
 
 const NODE: &str = "node-e2e";
@@ -58,19 +58,11 @@ async fn cluster(tag: &str) -> Cluster {
 impl Cluster {
     /// Waits for the node's Ready condition.
     fn wait_node_ready(&self) {
-        eventually(Duration::from_secs(60), || {
-            let ready = self.jsonpath(
-                &["get", "node", NODE],
-                "{.status.conditions[?(@.type==\"Ready\")].status}",
-            );
-            (ready == "True").then_some(())
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "the node never became Ready: {}",
-                self.k.kubectl_ok(&["get", "node", NODE, "-o", "yaml"])
-            )
-        });
+        assert!(
+            node_ready_within(&self.k, NODE, Duration::from_secs(60)),
+            "the node never became Ready: {}",
+            self.k.kubectl_ok(&["get", "node", NODE, "-o", "yaml"])
+        );
     }
 
     /// Waits until `check` holds for the pod's JSON; panics with `describe`.
@@ -384,18 +376,8 @@ async fn kerno_up_composes_a_real_node_that_runs_a_pod() {
         "kerno image import --data-dir never worked"
     );
 
-    let ready = eventually(Duration::from_secs(60), || {
-        let out = k.kubectl(&[
-            "get",
-            "node",
-            "up-node",
-            "-o",
-            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-        ]);
-        (out.stdout == b"True").then_some(())
-    });
     assert!(
-        ready.is_some(),
+        node_ready_within(&k, "up-node", Duration::from_secs(60)),
         "the node never became Ready: {} {}",
         k.kubectl_ok(&["get", "plugins"]),
         String::from_utf8_lossy(&k.kubectl(&["get", "nodes", "-o", "wide"]).stdout)

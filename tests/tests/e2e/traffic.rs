@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use kerno_tests::containerd::Containerd;
 use kerno_tests::netns::TestNetns;
-use kerno_tests::node::start_node_with;
+use kerno_tests::node::{node_ready_within, start_node_with};
 use kerno_tests::{Kerno, eventually};
 use serde_json::json;
 
@@ -76,17 +76,10 @@ async fn a_pod_reaches_an_exposed_deployment_by_name_and_cluster_ip_on_every_rep
                 .unwrap_or_else(|e| panic!("{binary}: {e}")),
         );
     }
-    let ready = eventually(Duration::from_secs(60), || {
-        let out = k.kubectl(&[
-            "get",
-            "node",
-            NODE,
-            "-o",
-            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
-        ]);
-        (out.stdout == b"True").then_some(())
-    });
-    assert!(ready.is_some(), "the node never became Ready");
+    assert!(
+        node_ready_within(&k, NODE, Duration::from_secs(60)),
+        "the node never became Ready"
+    );
 
     k.kubectl_ok(&[
         "create",

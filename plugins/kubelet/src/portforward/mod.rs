@@ -66,31 +66,18 @@ struct PodTarget {
     network: PodNetwork,
 }
 
-/// Connects to `127.0.0.1:port` in the pod's network namespace. A socket
-/// stays in the namespace it was made in, so a short-lived thread enters the
-/// namespace (`setns` changes only the calling thread), connects and hands
-/// the socket back.
+/// Connects to `127.0.0.1:port` in the pod's network namespace.
 async fn connect_in_pod(network: &PodNetwork, port: u16) -> std::io::Result<tokio::net::TcpStream> {
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let PodNetwork::Namespace(path) = network else {
         return tokio::net::TcpStream::connect(address).await;
     };
-    let path = path.clone();
-    let (done, result) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let connected = (|| -> std::io::Result<std::net::TcpStream> {
-            let netns = std::fs::File::open(&path)?;
-            nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(std::io::Error::from)?;
-            let stream = std::net::TcpStream::connect_timeout(&address, CONNECT_TIMEOUT)?;
-            stream.set_nonblocking(true)?;
-            Ok(stream)
-        })();
-        let _ = done.send(connected);
-    });
-    let stream = result
-        .await
-        .map_err(|_| std::io::Error::other("the connecting thread ended"))??;
+    let stream = kerno_sdk::netns::in_network_namespace(path.clone(), move || {
+        let stream = std::net::TcpStream::connect_timeout(&address, CONNECT_TIMEOUT)?;
+        stream.set_nonblocking(true)?;
+        Ok(stream)
+    })
+    .await?;
     tokio::net::TcpStream::from_std(stream)
 }
 
